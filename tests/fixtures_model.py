@@ -1,1 +1,57 @@
-"""Model fixtures: a hand-built QAT model trained on the slice and exported (owned by the trainer)."""
+"""Model fixtures: the hand-built QAT CNN trained on the slice and exported (owned by the trainer).
+
+`trained_model_dir` is a reasonable model (well above chance on the slice), `untrained_model_dir`
+a deliberately bad one with the same signatures (0 training steps); both are SavedModel dirs with
+the three signatures of components/features.py.
+"""
+
+import dataclasses
+import os
+
+import pytest
+
+from trainer_module import train
+
+# Small batches so two epochs of the 2,000-image slice are enough steps to learn (~95 %).
+SLICE_HPARAMS = {"epochs": 2, "batch_size": 32}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+  serving_model_dir: str
+  model_run_dir: str
+  result: train.TrainingResult
+
+
+def split_pattern(examples_dir: str, split: str) -> str:
+  return os.path.join(examples_dir, f"Split-{split}", "*")
+
+
+def train_on_slice(examples_dir: str, output_dir: str, hparams) -> TrainedModel:
+  serving_model_dir = os.path.join(output_dir, "serving_model")
+  model_run_dir = os.path.join(output_dir, "model_run")
+  result = train.train_and_export(
+      train_files=[split_pattern(examples_dir, "train")],
+      eval_files=[split_pattern(examples_dir, "eval")],
+      serving_model_dir=serving_model_dir, model_run_dir=model_run_dir, hparams=hparams)
+  return TrainedModel(serving_model_dir, model_run_dir, result)
+
+
+@pytest.fixture(scope="session")
+def trained_model(examples_dir, tmp_path_factory) -> TrainedModel:
+  """The default CNN trained 2 epochs on the slice: export, TensorBoard logs and metrics."""
+  return train_on_slice(examples_dir, str(tmp_path_factory.mktemp("trained_model")),
+                        SLICE_HPARAMS)
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(trained_model) -> str:
+  """SavedModel dir of the CNN trained on the slice."""
+  return trained_model.serving_model_dir
+
+
+@pytest.fixture(scope="session")
+def untrained_model_dir(examples_dir, tmp_path_factory) -> str:
+  """SavedModel dir of the same CNN after 0 training steps (a deliberately bad model)."""
+  return train_on_slice(examples_dir, str(tmp_path_factory.mktemp("untrained_model")),
+                        {"epochs": 0}).serving_model_dir

@@ -1,0 +1,117 @@
+"""The exported SavedModel: the signature contract, and its full-int8 TFLite conversion."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tflite
+from ai_edge_litert.interpreter import Interpreter
+
+from components import features
+from components import int8_tflite
+from tests import mnist_slices
+from tests import fixtures_data
+
+# What the Edge TPU compiler maps whole; any QUANTIZE/DEQUANTIZE means float crept in.
+EXPECTED_INT8_OPS = {"CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
+_OP_NAMES = {code: name for name, code in vars(tflite.BuiltinOperator).items()
+             if not name.startswith("_")}
+
+
+@pytest.fixture(scope="module")
+def slice_eval():
+  images, labels = mnist_slices.load_full(features.EVAL_SPLIT)
+  return images[:fixtures_data.SLICE_EVAL], labels[:fixtures_data.SLICE_EVAL]
+
+
+@pytest.fixture(scope="module")
+def int8_model(trained_model_dir) -> bytes:
+  return int8_tflite.convert_to_int8_tflite(trained_model_dir)
+
+
+def _scaled(images: np.ndarray) -> np.ndarray:
+  return features.to_images(images.reshape(len(images), -1)).numpy()
+
+
+def _op_names(model_bytes: bytes):
+  model = tflite.Model.GetRootAsModel(model_bytes, 0)
+  graph = model.Subgraphs(0)
+  names = []
+  for i in range(graph.OperatorsLength()):
+    code = model.OperatorCodes(graph.Operators(i).OpcodeIndex())
+    names.append(_OP_NAMES[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+  return names
+
+
+def test_signatures_agree_on_the_same_images(trained_model_dir, slice_eval):
+  images, labels = slice_eval[0][:16], slice_eval[1][:16]
+  loaded = tf.saved_model.load(trained_model_dir)
+  assert set(loaded.signatures) == {features.SERVING_SIGNATURE, features.PREDICT_IMAGES_SIGNATURE,
+                                    features.SINGLE_IMAGE_SIGNATURE}
+  examples = tf.constant([features.to_tf_example(i, l).SerializeToString()
+                          for i, l in zip(images, labels)])
+  from_examples = loaded.signatures[features.SERVING_SIGNATURE](
+      **{features.EXAMPLES_INPUT: examples})[features.PROBABILITIES_OUTPUT].numpy()
+  from_images = loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](
+      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[features.PROBABILITIES_OUTPUT].numpy()
+  single = np.concatenate([loaded.signatures[features.SINGLE_IMAGE_SIGNATURE](
+      **{features.IMAGES_INPUT: tf.constant(_scaled(image[np.newaxis]))})[
+          features.PROBABILITIES_OUTPUT].numpy() for image in images])
+  assert from_examples.shape == (16, features.NUM_CLASSES)
+  np.testing.assert_allclose(from_examples.sum(axis=1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(from_images, from_examples, atol=1e-6)
+  np.testing.assert_allclose(single, from_examples, atol=1e-6)
+
+
+def test_serving_default_ignores_a_missing_label(trained_model_dir, slice_eval):
+  image = slice_eval[0][0]
+  unlabeled = tf.train.Example(features=tf.train.Features(feature={
+      features.IMAGE_KEY: tf.train.Feature(int64_list=tf.train.Int64List(
+          value=image.reshape(-1).astype(np.int64)))}))
+  loaded = tf.saved_model.load(trained_model_dir)
+  probabilities = loaded.signatures[features.SERVING_SIGNATURE](
+      **{features.EXAMPLES_INPUT: tf.constant([unlabeled.SerializeToString()])})[
+          features.PROBABILITIES_OUTPUT]
+  assert probabilities.shape == (1, features.NUM_CLASSES)
+
+
+def test_int8_tflite_has_only_edgetpu_ops_and_int8_io(int8_model):
+  assert set(_op_names(int8_model)) == EXPECTED_INT8_OPS
+  interpreter = Interpreter(model_content=int8_model)
+  (input_details,), (output_details,) = (interpreter.get_input_details(),
+                                         interpreter.get_output_details())
+  assert input_details["dtype"] == np.int8 and output_details["dtype"] == np.int8
+  assert list(input_details["shape"]) == [1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1]
+  scale, zero_point = input_details["quantization"]
+  assert scale == pytest.approx(1.0 / features.MAX_PIXEL_VALUE) and zero_point == -128
+
+
+def test_int8_accuracy_matches_fake_quant_float(trained_model_dir, int8_model, slice_eval):
+  images, labels = slice_eval
+  loaded = tf.saved_model.load(trained_model_dir)
+  float_predictions = np.argmax(loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](
+      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[features.PROBABILITIES_OUTPUT],
+                                axis=1)
+  interpreter = Interpreter(model_content=int8_model)
+  interpreter.allocate_tensors()
+  (input_details,), (output_details,) = (interpreter.get_input_details(),
+                                         interpreter.get_output_details())
+  scale, zero_point = input_details["quantization"]
+  int8_predictions = []
+  for image in _scaled(images):
+    quantized = np.clip(np.round(image / scale) + zero_point, -128, 127).astype(np.int8)
+    interpreter.set_tensor(input_details["index"], quantized[np.newaxis])
+    interpreter.invoke()
+    int8_predictions.append(np.argmax(interpreter.get_tensor(output_details["index"])[0]))
+  float_accuracy = np.mean(float_predictions == labels)
+  int8_accuracy = np.mean(np.array(int8_predictions) == labels)
+  assert float_accuracy > 0.9
+  assert abs(int8_accuracy - float_accuracy) <= 0.005
+
+
+def test_untrained_model_is_exported_and_bad(untrained_model_dir, slice_eval):
+  images, labels = slice_eval
+  loaded = tf.saved_model.load(untrained_model_dir)
+  predictions = np.argmax(loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](
+      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[features.PROBABILITIES_OUTPUT],
+                          axis=1)
+  assert np.mean(predictions == labels) < 0.3

@@ -1,0 +1,47 @@
+"""Adam as a tf.Module (in the style of snt.optimizers.Adam) and the learning-rate schedules.
+
+Slots are made in __init__ from the parameter list, so a checkpoint restores them before the first
+step; `step` is the global step that drives the schedule, the quant delay and dropout seeds.
+"""
+
+import math
+from typing import Sequence
+
+import tensorflow as tf
+
+from trainer_module import hparams as hparams_lib
+
+
+def learning_rate(hp: hparams_lib.HParams, step: tf.Tensor, steps_per_epoch: int,
+                  total_steps: int) -> tf.Tensor:
+  """The schedule's learning rate at `step` (cosine decays to 0 at `total_steps`)."""
+  step = tf.cast(step, tf.float32)
+  if hp.lr_schedule == "cosine":
+    progress = tf.minimum(step / float(max(total_steps, 1)), 1.0)
+    return hp.learning_rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
+  if hp.lr_schedule == "exponential":
+    return hp.learning_rate * tf.pow(hp.lr_decay_rate, step / float(max(steps_per_epoch, 1)))
+  return tf.constant(hp.learning_rate)
+
+
+class Adam(tf.Module):
+  """Adam (Kingma & Ba) with bias correction."""
+
+  def __init__(self, parameters: Sequence[tf.Variable], beta1: float = 0.9, beta2: float = 0.999,
+               epsilon: float = 1e-7, name="adam"):
+    super().__init__(name=name)
+    self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+    with self.name_scope:
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      self.m = [tf.Variable(tf.zeros_like(p), trainable=False, name="m") for p in parameters]
+      self.v = [tf.Variable(tf.zeros_like(p), trainable=False, name="v") for p in parameters]
+
+  def apply(self, learning_rate: tf.Tensor, gradients: Sequence[tf.Tensor],
+            parameters: Sequence[tf.Variable]) -> None:
+    step = tf.cast(self.step.assign_add(1), tf.float32)
+    corrected_lr = (learning_rate * tf.sqrt(1.0 - tf.pow(self.beta2, step)) /
+                    (1.0 - tf.pow(self.beta1, step)))
+    for gradient, parameter, m, v in zip(gradients, parameters, self.m, self.v):
+      m.assign(self.beta1 * m + (1.0 - self.beta1) * gradient)
+      v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(gradient))
+      parameter.assign_sub(corrected_lr * m / (tf.sqrt(v) + self.epsilon))
