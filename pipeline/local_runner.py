@@ -1,0 +1,29 @@
+"""Runs the pipeline with TFX's LocalDagRunner: SQLite MLMD and all artifacts under one directory."""
+
+import os
+from typing import List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+
+def default_beam_args() -> List[str]:
+  """Multi-processing DirectRunner on every core of this machine (0 = one worker per core)."""
+  return ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+
+
+def pipeline_root(output_dir: str) -> str:
+  return os.path.join(output_dir, "pipeline")
+
+
+def metadata_path(output_dir: str) -> str:
+  return os.path.join(output_dir, "metadata.sqlite")
+
+
+def metadata_config(output_dir: str) -> metadata_store_pb2.ConnectionConfig:
+  return tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(output_dir))
+
+
+def run(pipeline: tfx.dsl.Pipeline) -> None:
+  """Runs every component in dependency order; raises on the first failed component."""
+  tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -1,0 +1,65 @@
+"""The one definition of the pipeline's wiring; the runners (local, Kubeflow) only run it.
+
+MnistExampleGen → StatisticsGen ← ImportSchemaGen → ExampleValidator → AnomaliesGate → Trainer
+→ Evaluator (against the latest blessed model) → EdgeTpuPusher.
+"""
+
+import os
+from typing import Any, Dict, List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.anomalies_gate.component import AnomaliesGate
+from components.example_validator.component import ExampleValidator
+from components.mnist_example_gen.component import MnistExampleGen
+from components.statistics_gen.component import StatisticsGen
+
+from pipeline import PIPELINE_NAME
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
+
+
+def create_pipeline(
+    pipeline_root: str,
+    data_dir: str,
+    pipeline_name: str = PIPELINE_NAME,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    beam_pipeline_args: Optional[List[str]] = None,
+    allow_anomalies: bool = False,
+    enable_cache: bool = True,
+    schema_file: str = SCHEMA_FILE,
+) -> tfx.dsl.Pipeline:
+  """Builds the pipeline.
+
+  Args:
+    pipeline_root: where every artifact is written (any fileio path).
+    data_dir: the MNIST-format IDX files (the four standard names, gzipped or raw).
+    pipeline_name: the MLMD context; runs of one name share cache and blessed-model history.
+    metadata_connection_config: MLMD connection (None on Kubeflow, which brings its own).
+    beam_pipeline_args: Beam options for every Beam-based component.
+    allow_anomalies: train even when ExampleValidator reports anomalies (the gate only warns).
+    enable_cache: reuse a component's outputs when its inputs and parameters are unchanged.
+    schema_file: the curated schema imported by ImportSchemaGen.
+  """
+  example_gen = MnistExampleGen(input_dir=data_dir)
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+  # The schema marks `label` categorical, so its statistics carry the value distribution that the
+  # train/eval skew comparator needs.
+  statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"],
+                                 schema=schema_gen.outputs["schema"])
+  example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                       schema=schema_gen.outputs["schema"])
+  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
+                                 allow_anomalies=allow_anomalies)
+
+  components: List[Any] = [
+      example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate
+  ]
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=components,
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_pipeline_args or [],
+  )
