@@ -1,11 +1,12 @@
 """`mnist-tfx`: run the pipeline locally and look at what it produced."""
 
 import argparse
+import json
 import os
 import pathlib
 import sys
 import warnings
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 # TensorFlow, TFX and the Google Cloud clients they import print pages of start-up notices; keep
 # the log to what the pipeline says (also in Beam's worker processes, which inherit the variables).
@@ -14,20 +15,30 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::Deprecati
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from pipeline import PIPELINE_NAME
+from pipeline import PIPELINE_NAME, TRAINER_RUN_FNS
 BUNDLED_DATA_DIR = str(pathlib.Path(__file__).resolve().parent.parent / "data" / "mnist")
-DEFAULT_OUTPUT_DIR = "output"
+DEFAULT_PIPELINE_ROOT = "output"
 DEFAULT_DOWNLOAD_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mnist-edgetpu-tfx")
 
 
-def _add_output_dir(parser: argparse.ArgumentParser) -> None:
+def _add_pipeline_root(parser: argparse.ArgumentParser) -> None:
   parser.add_argument(
-      "--output-dir", default=DEFAULT_OUTPUT_DIR,
-      help="Where the run keeps everything: pipeline artifacts under OUTPUT_DIR/pipeline, the ML "
-      "Metadata SQLite database OUTPUT_DIR/metadata.sqlite, pushed models under "
-      "OUTPUT_DIR/edgetpu_models (default: ./%(default)s).")
+      "--pipeline-root", default=DEFAULT_PIPELINE_ROOT,
+      help="Where the run keeps everything: each component's artifacts, the ML Metadata SQLite "
+      "database PIPELINE_ROOT/metadata.sqlite and, unless --push-destination says otherwise, the "
+      "pushed models (default: ./%(default)s).")
   parser.add_argument("--pipeline-name", default=PIPELINE_NAME,
                       help="The pipeline's name in ML Metadata (default: %(default)s).")
+
+
+def _key_value(text: str) -> Tuple[str, Any]:
+  key, sep, value = text.partition("=")
+  if not sep or not key:
+    raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+  try:
+    return key, json.loads(value)
+  except json.JSONDecodeError:
+    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
       "SHA-256) and use them instead of --data-dir.")
   run.add_argument("--download-cache", default=DEFAULT_DOWNLOAD_CACHE,
                    help="Cache directory for --download (default: %(default)s).")
-  _add_output_dir(run)
+  _add_pipeline_root(run)
   run.add_argument(
       "--beam-arg", action="append", dest="beam_args", metavar="ARG",
       help="A Beam pipeline option, repeatable, e.g. --beam-arg=--runner=FlinkRunner. Default: "
@@ -61,8 +72,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Train even when data validation finds anomalies (they are still logged).")
   run.add_argument("--no-cache", action="store_true",
                    help="Run every component again instead of reusing cached outputs.")
+  training = run.add_argument_group("training")
+  training.add_argument(
+      "--trainer", default="hand-built", choices=sorted(TRAINER_RUN_FNS),
+      help="hand-built: the quantization-aware CNN written with tf.Module and tf.nn (what ships); "
+      "keras-baseline: the seed's Keras example, for comparison (default: %(default)s).")
+  training.add_argument("--epochs", type=int, help="Training epochs (default: the trainer's).")
+  training.add_argument(
+      "--train-config", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+      help="A trainer hyperparameter, repeatable; VALUE is JSON or a plain string, e.g. "
+      "--train-config model=mlp --train-config learning_rate=0.001. Keys: model, epochs, "
+      "batch_size, learning_rate, lr_schedule, quant_delay, seed, dropout, ... (unknown keys are "
+      "rejected by the trainer).")
 
   return parser
+
+
+def _train_config(args: argparse.Namespace) -> dict:
+  config = dict(args.train_config)
+  if args.epochs is not None:
+    config["epochs"] = args.epochs
+  return config
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -72,21 +102,23 @@ def run_command(args: argparse.Namespace) -> int:
   if args.download:
     from components.mnist_example_gen import download  # Only users with network need it.
     data_dir = download.fetch_mnist(args.download_cache)
-  output_dir = os.path.abspath(args.output_dir)
+  pipeline_root = os.path.abspath(args.pipeline_root)
   pipeline = pipeline_def.create_pipeline(
-      pipeline_root=local_runner.pipeline_root(output_dir),
+      pipeline_root=pipeline_root,
       data_dir=data_dir,
       pipeline_name=args.pipeline_name,
-      metadata_connection_config=local_runner.metadata_config(output_dir),
+      metadata_connection_config=local_runner.metadata_config(pipeline_root),
       beam_pipeline_args=args.beam_args or local_runner.default_beam_args(),
       allow_anomalies=args.allow_anomalies,
       enable_cache=not args.no_cache,
+      trainer=args.trainer,
+      train_config=_train_config(args),
   )
   try:
     local_runner.run(pipeline)
   finally:
-    print(summary.render(local_runner.metadata_config(output_dir), args.pipeline_name,
-                         local_runner.metadata_path(output_dir)))
+    print(summary.render(local_runner.metadata_config(pipeline_root), args.pipeline_name,
+                         local_runner.metadata_path(pipeline_root)))
   return 0
 
 

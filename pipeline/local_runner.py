@@ -1,7 +1,7 @@
-"""Runs the pipeline with TFX's LocalDagRunner: SQLite MLMD and all artifacts under one directory."""
+"""Runs the pipeline with TFX's LocalDagRunner: artifacts and SQLite MLMD under the pipeline root."""
 
 import os
-from typing import List, Optional
+from typing import List
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -12,16 +12,12 @@ def default_beam_args() -> List[str]:
   return ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 
 
-def pipeline_root(output_dir: str) -> str:
-  return os.path.join(output_dir, "pipeline")
+def metadata_path(pipeline_root: str) -> str:
+  return os.path.join(pipeline_root, "metadata.sqlite")
 
 
-def metadata_path(output_dir: str) -> str:
-  return os.path.join(output_dir, "metadata.sqlite")
-
-
-def metadata_config(output_dir: str) -> metadata_store_pb2.ConnectionConfig:
-  return tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(output_dir))
+def metadata_config(pipeline_root: str) -> metadata_store_pb2.ConnectionConfig:
+  return tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path(pipeline_root))
 
 
 def run(pipeline: tfx.dsl.Pipeline) -> None:

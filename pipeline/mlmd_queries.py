@@ -1,29 +1,35 @@
 """Reads what a pipeline produced from its ML Metadata store (the run summary and `tensorboard`)."""
 
-from typing import Dict, Optional
+from typing import Dict
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx import types
 from tfx.dsl.compiler import constants
+from tfx.types import artifact_utils
 
-Artifacts = Dict[str, metadata_store_pb2.Artifact]
+# Newest LIVE artifact of each type, keyed by type name (e.g. "Examples", "ModelBlessing").
+Artifacts = Dict[str, types.Artifact]
 
 
 def _newest_by_type(store: metadata_store.MetadataStore, context_id: int) -> Artifacts:
-  type_names = {t.id: t.name for t in store.get_artifact_types()}
-  newest: Artifacts = {}
+  artifact_types = {t.id: t for t in store.get_artifact_types()}
+  newest: Dict[str, metadata_store_pb2.Artifact] = {}
   for artifact in store.get_artifacts_by_context(context_id):
     if artifact.state != metadata_store_pb2.Artifact.LIVE:
       continue
-    name = type_names[artifact.type_id]
+    name = artifact_types[artifact.type_id].name
     if name not in newest or artifact.id > newest[name].id:
       newest[name] = artifact
-  return newest
+  return {
+      name: artifact_utils.deserialize_artifact(artifact_types[artifact.type_id], artifact)
+      for name, artifact in newest.items()
+  }
 
 
 def latest_artifacts(connection_config: metadata_store_pb2.ConnectionConfig,
                      pipeline_name: str) -> Artifacts:
-  """The newest LIVE artifact of every type the pipeline ever published, keyed by type name."""
+  """The newest artifact of every type the pipeline ever published."""
   store = metadata_store.MetadataStore(connection_config)
   context = store.get_context_by_type_and_name(constants.PIPELINE_CONTEXT_TYPE_NAME, pipeline_name)
   return _newest_by_type(store, context.id) if context else {}
@@ -34,22 +40,12 @@ def last_run_artifacts(connection_config: metadata_store_pb2.ConnectionConfig,
   """The artifacts of the pipeline's most recent run (produced or served from the cache)."""
   store = metadata_store.MetadataStore(connection_config)
   context = store.get_context_by_type_and_name(constants.PIPELINE_CONTEXT_TYPE_NAME, pipeline_name)
-  if context is None:
-    return {}
-  executions = store.get_executions_by_context(context.id)
+  executions = store.get_executions_by_context(context.id) if context else []
   if not executions:
     return {}
-  newest = max(executions, key=lambda e: e.id)
-  run_contexts = [
-      c for c in store.get_contexts_by_execution(newest.id)
-      if c.type_id == store.get_context_type(constants.PIPELINE_RUN_CONTEXT_TYPE_NAME).id
-  ]
-  return _newest_by_type(store, run_contexts[0].id) if run_contexts else {}
-
-
-def custom_property(artifact: metadata_store_pb2.Artifact, key: str) -> Optional[object]:
-  """A custom property's value (int, float or string), or None when absent."""
-  if key not in artifact.custom_properties:
-    return None
-  value = artifact.custom_properties[key]
-  return getattr(value, value.WhichOneof("value"))
+  run_type = store.get_context_type(constants.PIPELINE_RUN_CONTEXT_TYPE_NAME)
+  newest_execution = max(executions, key=lambda e: e.id)
+  for run_context in store.get_contexts_by_execution(newest_execution.id):
+    if run_context.type_id == run_type.id:
+      return _newest_by_type(store, run_context.id)
+  return {}

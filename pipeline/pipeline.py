@@ -10,12 +10,13 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components import features
 from components.anomalies_gate.component import AnomaliesGate
 from components.example_validator.component import ExampleValidator
 from components.mnist_example_gen.component import MnistExampleGen
 from components.statistics_gen.component import StatisticsGen
 
-from pipeline import PIPELINE_NAME
+from pipeline import PIPELINE_NAME, TRAINER_RUN_FNS
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
 
 
@@ -28,6 +29,8 @@ def create_pipeline(
     allow_anomalies: bool = False,
     enable_cache: bool = True,
     schema_file: str = SCHEMA_FILE,
+    trainer: str = "hand-built",
+    train_config: Optional[Dict[str, Any]] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline.
 
@@ -40,7 +43,11 @@ def create_pipeline(
     allow_anomalies: train even when ExampleValidator reports anomalies (the gate only warns).
     enable_cache: reuse a component's outputs when its inputs and parameters are unchanged.
     schema_file: the curated schema imported by ImportSchemaGen.
+    trainer: a key of TRAINER_RUN_FNS.
+    train_config: the trainer's hyperparameters (its custom_config), e.g. {"epochs": 3}.
   """
+  if trainer not in TRAINER_RUN_FNS:
+    raise ValueError(f"Unknown trainer {trainer!r}; expected one of {sorted(TRAINER_RUN_FNS)}.")
   example_gen = MnistExampleGen(input_dir=data_dir)
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
   # The schema marks `label` categorical, so its statistics carry the value distribution that the
@@ -52,8 +59,25 @@ def create_pipeline(
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
                                  allow_anomalies=allow_anomalies)
 
+  custom_config = dict(train_config or {})
+  if trainer == "hand-built":
+    # A stable checkpoint root: a retried Trainer resumes from its last finished epoch (the trainer
+    # keys the directory by data and hyperparameters). The Keras baseline always starts afresh.
+    custom_config.setdefault("checkpoint_dir", os.path.join(pipeline_root, "trainer_checkpoints"))
+  trainer_component = tfx.components.Trainer(
+      run_fn=TRAINER_RUN_FNS[trainer],
+      examples=example_gen.outputs["examples"],
+      schema=schema_gen.outputs["schema"],
+      train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+      eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+      custom_config=custom_config,
+  )
+  # The stock Trainer has no anomalies input: this edge is what stops training on bad data.
+  trainer_component.add_upstream_node(anomalies_gate)
+
   components: List[Any] = [
-      example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate
+      example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
+      trainer_component
   ]
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
