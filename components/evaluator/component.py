@@ -1,0 +1,96 @@
+"""Int8Evaluator: evaluates and blesses the full-int8 TFLite model that the pusher ships.
+
+TFX's Evaluator judges the float SavedModel; on the Edge TPU the int8 conversion runs, and
+quantization can cost accuracy. This component evaluates both on the eval split and blesses the
+model only on the int8 numbers.
+"""
+
+from typing import Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import executor_spec
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+
+from components import features
+from components.evaluator import executor
+
+DEFAULT_MIN_INT8_ACCURACY = 0.99
+DEFAULT_MAX_QUANTIZATION_DROP = 0.005  # 0.5 percentage points.
+# The last blessed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
+# test images): wider than retraining noise, narrower than a real regression.
+DEFAULT_BASELINE_TOLERANCE = 0.002
+
+
+class Int8EvaluatorSpec(types.ComponentSpec):
+  """Inputs, outputs and parameters of Int8Evaluator."""
+  PARAMETERS = {
+      executor.MIN_INT8_ACCURACY_KEY: component_spec.ExecutionParameter(type=float),
+      executor.MAX_QUANTIZATION_DROP_KEY: component_spec.ExecutionParameter(type=float),
+      executor.BASELINE_TOLERANCE_KEY: component_spec.ExecutionParameter(type=float),
+      executor.EVAL_SPLIT_KEY: component_spec.ExecutionParameter(type=str),
+  }
+  INPUTS = {
+      standard_component_specs.EXAMPLES_KEY:
+          component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      standard_component_specs.MODEL_KEY:
+          component_spec.ChannelParameter(type=standard_artifacts.Model),
+      standard_component_specs.BASELINE_MODEL_KEY:
+          component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True),
+  }
+  OUTPUTS = {
+      standard_component_specs.EVALUATION_KEY:
+          component_spec.ChannelParameter(type=standard_artifacts.ModelEvaluation),
+      standard_component_specs.BLESSING_KEY:
+          component_spec.ChannelParameter(type=standard_artifacts.ModelBlessing),
+  }
+
+
+class Int8Evaluator(base_beam_component.BaseBeamComponent):
+  """Evaluates a Trainer's model and its full-int8 TFLite conversion; blesses on the int8 model.
+
+  Outputs:
+    evaluation: ModelEvaluation holding metrics.json, tensorboard/ and the evaluated
+      model_int8.tflite (plus baseline_model_int8.tflite when a baseline was given).
+    blessing: ModelBlessing with `blessed` 1/0, TFX's current_model(_id) and baseline_model(_id),
+      `int8_tflite_sha256` (the bytes the pusher may ship), `reason`, and a BLESSED or NOT_BLESSED
+      marker file.
+  """
+
+  SPEC_CLASS = Int8EvaluatorSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+  def __init__(self,
+               examples: types.BaseChannel,
+               model: types.BaseChannel,
+               baseline_model: Optional[types.BaseChannel] = None,
+               min_int8_accuracy: float = DEFAULT_MIN_INT8_ACCURACY,
+               max_quantization_drop: float = DEFAULT_MAX_QUANTIZATION_DROP,
+               baseline_tolerance: float = DEFAULT_BASELINE_TOLERANCE,
+               eval_split: str = features.EVAL_SPLIT):
+    """Constructs the component.
+
+    Args:
+      examples: Examples channel (e.g. MnistExampleGen's); the `eval_split` split is evaluated.
+      model: Model channel from the Trainer (SavedModel with the signatures in features.py).
+      baseline_model: optional Model channel, normally the latest blessed model from a Resolver
+        with LatestBlessedModelStrategy; when it resolves to a model, the candidate's int8 accuracy
+        must be at least the baseline's minus `baseline_tolerance`.
+      min_int8_accuracy: minimum int8 accuracy (fraction) to bless.
+      max_quantization_drop: maximum float accuracy minus int8 accuracy (fraction) to bless.
+      baseline_tolerance: allowed int8 accuracy shortfall against the baseline (fraction).
+      eval_split: name of the split to evaluate on.
+    """
+    spec = Int8EvaluatorSpec(
+        examples=examples,
+        model=model,
+        baseline_model=baseline_model,
+        min_int8_accuracy=min_int8_accuracy,
+        max_quantization_drop=max_quantization_drop,
+        baseline_tolerance=baseline_tolerance,
+        eval_split=eval_split,
+        evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+        blessing=types.Channel(type=standard_artifacts.ModelBlessing))
+    super().__init__(spec=spec)

@@ -1,0 +1,102 @@
+"""Runs the full-int8 TFLite model on a CPU without TensorFlow (numpy + ai_edge_litert only).
+
+The evaluator, the pusher and the serving service all run the exact bytes that
+`components.int8_tflite.convert_to_int8_tflite` produced through this one helper, so accuracy is
+measured the way devices compute it: uint8 pixels are quantized with the model's own input scale and
+zero point (for our model 1/255 and -128, i.e. int8 = pixel - 128) and the int8 outputs are
+dequantized with the output's.
+
+The converted model has a static batch of 1 (the Edge TPU rejects dynamic shapes). For batched
+throughput on a CPU the input is resized to [N, ...] and the tensors re-allocated; the arithmetic per
+image is unchanged.
+"""
+
+from typing import Optional, Tuple
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+MAX_PIXEL_VALUE = 255  # Matches components.features.MAX_PIXEL_VALUE (that module imports TensorFlow).
+
+
+class Int8ModelError(ValueError):
+  """The TFLite bytes are not a single-input, single-output full-int8 model."""
+
+
+class Int8Classifier:
+  """One TFLite interpreter over full-int8 model bytes, with (de)quantization at its edges.
+
+  Not thread-safe (TFLite interpreters are not): give each thread or Beam DoFn instance its own.
+  """
+
+  def __init__(self, model_content: bytes, num_threads: Optional[int] = None):
+    """Loads `model_content` (TFLite flatbuffer bytes); `num_threads` is passed to TFLite."""
+    self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+    inputs = self._interpreter.get_input_details()
+    outputs = self._interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+      raise Int8ModelError(
+          f"expected one input and one output tensor, got {len(inputs)} and {len(outputs)}")
+    self._input = inputs[0]
+    self._output = outputs[0]
+    for role, detail in (("input", self._input), ("output", self._output)):
+      if detail["dtype"] != np.int8:
+        raise Int8ModelError(f"{role} tensor {detail['name']!r} is {np.dtype(detail['dtype']).name}, "
+                             "not int8: the model is not fully integer-quantized")
+      if detail["quantization"][0] == 0:
+        raise Int8ModelError(f"{role} tensor {detail['name']!r} has no quantization parameters")
+    # The shape the model was converted with, e.g. (1, 28, 28, 1); one example is shape[1:].
+    self.example_shape: Tuple[int, ...] = tuple(int(d) for d in self._input["shape"][1:])
+    self._batch_size = int(self._input["shape"][0])
+    self._interpreter.allocate_tensors()
+
+  @property
+  def input_quantization(self) -> Tuple[float, int]:
+    """(scale, zero_point) of the int8 input: real value = scale * (q - zero_point)."""
+    scale, zero_point = self._input["quantization"]
+    return float(scale), int(zero_point)
+
+  @property
+  def output_quantization(self) -> Tuple[float, int]:
+    """(scale, zero_point) of the int8 output."""
+    scale, zero_point = self._output["quantization"]
+    return float(scale), int(zero_point)
+
+  def quantize_images(self, images: np.ndarray) -> np.ndarray:
+    """Maps float images in [0, 1] to the model's int8 input (round to nearest, saturate)."""
+    scale, zero_point = self.input_quantization
+    quantized = np.rint(np.asarray(images, np.float64) / scale) + zero_point
+    return np.clip(quantized, -128, 127).astype(np.int8).reshape((-1,) + self.example_shape)
+
+  def quantize_pixels(self, pixels: np.ndarray) -> np.ndarray:
+    """Maps integer pixels 0-255 (any shape holding whole images) to the model's int8 input."""
+    return self.quantize_images(np.asarray(pixels, np.float64) / MAX_PIXEL_VALUE)
+
+  def dequantize(self, quantized_outputs: np.ndarray) -> np.ndarray:
+    """Maps int8 outputs to float32 probabilities."""
+    scale, zero_point = self.output_quantization
+    return (scale * (quantized_outputs.astype(np.float32) - zero_point)).astype(np.float32)
+
+  def invoke_quantized(self, quantized_inputs: np.ndarray) -> np.ndarray:
+    """Runs int8 inputs [N, *example_shape] and returns the raw int8 outputs [N, ...].
+
+    Resizes the interpreter to batch N when N differs from the current batch (costs one tensor
+    re-allocation, so keep N steady for throughput).
+    """
+    batch_size = quantized_inputs.shape[0]
+    if batch_size != self._batch_size:
+      self._interpreter.resize_tensor_input(self._input["index"],
+                                            [batch_size, *self.example_shape], strict=False)
+      self._interpreter.allocate_tensors()
+      self._batch_size = batch_size
+    self._interpreter.set_tensor(self._input["index"], quantized_inputs)
+    self._interpreter.invoke()
+    return self._interpreter.get_tensor(self._output["index"])
+
+  def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+    """Float probabilities [N, classes] for integer pixels 0-255 holding N whole images."""
+    return self.dequantize(self.invoke_quantized(self.quantize_pixels(pixels)))
+
+  def predict_images(self, images: np.ndarray) -> np.ndarray:
+    """Float probabilities [N, classes] for float images in [0, 1]."""
+    return self.dequantize(self.invoke_quantized(self.quantize_images(images)))
