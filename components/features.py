@@ -56,8 +56,9 @@ def to_images(pixels: tf.Tensor) -> tf.Tensor:
 
 def to_tf_example(image: np.ndarray, label: int) -> tf.train.Example:
   """Builds one tf.Example from a 28x28 uint8 image and its label."""
+  # A Python list fills the repeated field about twice as fast as a numpy array.
+  pixels = np.asarray(image, np.int64).reshape(-1).tolist()
   return tf.train.Example(features=tf.train.Features(feature={
-      IMAGE_KEY: tf.train.Feature(
-          int64_list=tf.train.Int64List(value=np.asarray(image, np.int64).reshape(-1))),
+      IMAGE_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=pixels)),
       LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
   }))

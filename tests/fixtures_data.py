@@ -1,11 +1,9 @@
-"""Data fixtures: small real slices of MNIST, as IDX files and as an Examples artifact."""
-
-import os
+"""Data fixtures: small real slices of MNIST, as IDX files and as the Examples MnistExampleGen writes."""
 
 import pytest
-import tensorflow as tf
+from tfx.types import standard_artifacts
 
-from components import features
+from components.mnist_example_gen import executor
 from tests import mnist_slices
 
 SLICE_TRAIN = 2000
@@ -20,16 +18,18 @@ def mnist_slice_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def examples_dir(tmp_path_factory) -> str:
-  """A directory laid out like a TFX Examples artifact (Split-train, Split-eval) on the slice."""
-  root = str(tmp_path_factory.mktemp("examples"))
-  for split, count in ((features.TRAIN_SPLIT, SLICE_TRAIN), (features.EVAL_SPLIT, SLICE_EVAL)):
-    images, labels = mnist_slices.load_full(split)
-    split_dir = os.path.join(root, f"Split-{split}")
-    os.makedirs(split_dir)
-    options = tf.io.TFRecordOptions(compression_type="GZIP")
-    with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"),
-                              options) as writer:
-      for image, label in zip(images[:count], labels[:count]):
-        writer.write(features.to_tf_example(image, label).SerializeToString())
-  return root
+def examples_artifact(mnist_slice_dir, tmp_path_factory) -> standard_artifacts.Examples:
+  """The Examples artifact MnistExampleGen's executor writes from `mnist_slice_dir`."""
+  examples = standard_artifacts.Examples()
+  examples.uri = str(tmp_path_factory.mktemp("examples"))
+  executor.Executor().Do({}, {executor.EXAMPLES_KEY: [examples]},
+                         {executor.INPUT_DIR_KEY: mnist_slice_dir})
+  return examples
+
+
+@pytest.fixture(scope="session")
+def examples_dir(examples_artifact) -> str:
+  """The slice as an Examples artifact directory: Split-train/ and Split-eval/ of gzipped
+  TFRecords of tf.Example (train = the 2,000 training images, eval = the 500 test images, each
+  in source order when the shard files are read in name order)."""
+  return examples_artifact.uri

@@ -1,6 +1,7 @@
 """Small real slices of MNIST for tests: the first N images of the bundled files, as IDX files."""
 
 import gzip
+import hashlib
 import os
 import pathlib
 import struct
@@ -38,3 +39,21 @@ def write_slice(directory: str, num_train: int, num_eval: int) -> str:
     write_idx(os.path.join(directory, f"{images_name}.gz"), images[:count], idx.IMAGES_MAGIC)
     write_idx(os.path.join(directory, f"{labels_name}.gz"), labels[:count], idx.LABELS_MAGIC)
   return directory
+
+
+def write_sha256sums(directory: str) -> None:
+  """Writes SHA256SUMS for every other file in `directory`, as `sha256sum *` would."""
+  checksums = {}
+  for name in sorted(os.listdir(directory)):
+    if name != idx.CHECKSUMS_FILE:
+      with open(os.path.join(directory, name), "rb") as f:
+        checksums[name] = hashlib.sha256(f.read()).hexdigest()
+  with open(os.path.join(directory, idx.CHECKSUMS_FILE), "w") as f:
+    f.write(idx.format_checksums(checksums))
+
+
+def flip_pixel(images_path: str) -> None:
+  """Rewrites an images file with one pixel inverted: still valid IDX, different content."""
+  images = idx.read_images(images_path).copy()
+  images[0, 14, 14] ^= 0xFF
+  write_idx(images_path, images, idx.IMAGES_MAGIC, compress=images_path.endswith(idx.GZIP_SUFFIX))

@@ -5,9 +5,11 @@ images, 2049 for labels) and one uint32 per dimension, then the uint8 values row
 """
 
 import gzip
+import hashlib
+import os
 import struct
 import zlib
-from typing import Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 from tfx.dsl.io import fileio
@@ -23,6 +25,14 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 EVAL_IMAGES = "t10k-images-idx3-ubyte"
 EVAL_LABELS = "t10k-labels-idx1-ubyte"
 STANDARD_FILES = (TRAIN_IMAGES, TRAIN_LABELS, EVAL_IMAGES, EVAL_LABELS)
+# Which (images, labels) files make each split of the Examples artifact.
+SPLIT_FILES = {
+    features.TRAIN_SPLIT: (TRAIN_IMAGES, TRAIN_LABELS),
+    features.EVAL_SPLIT: (EVAL_IMAGES, EVAL_LABELS),
+}
+GZIP_SUFFIX = ".gz"
+# Optional `sha256sum` output beside the IDX files; when present every file it lists must match.
+CHECKSUMS_FILE = "SHA256SUMS"
 
 
 class IdxFormatError(ValueError):
@@ -92,3 +102,97 @@ def read_pair(images_path: str, labels_path: str) -> Tuple[np.ndarray, np.ndarra
     raise IdxFormatError(
         images_path, f"{len(images)} images but {len(labels)} labels in {labels_path}")
   return images, labels
+
+
+class SplitSource(NamedTuple):
+  """The validated files of one split and how many examples they hold."""
+  images_path: str
+  labels_path: str
+  num_examples: int
+
+
+def sha256_hex(path: str) -> str:
+  """Returns the SHA-256 hex digest of a file, read in 1 MiB blocks."""
+  digest = hashlib.sha256()
+  with fileio.open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def parse_checksums(path: str, text: str) -> Dict[str, str]:
+  """Parses `sha256sum` output (`<hex>  <name>` or `<hex> *<name>`) into {name: hex digest}."""
+  checksums = {}
+  for line_number, line in enumerate(text.splitlines(), 1):
+    if not line.strip():
+      continue
+    digest, _, name = line.strip().partition(" ")
+    name = name.lstrip(" *")
+    if len(digest) != 64 or not name or any(c not in "0123456789abcdefABCDEF" for c in digest):
+      raise IdxFormatError(path, f"line {line_number} is not in sha256sum format: {line!r}")
+    checksums[name] = digest.lower()
+  return checksums
+
+
+def format_checksums(checksums: Dict[str, str]) -> str:
+  """Formats {name: hex digest} as `sha256sum` output, sorted by name."""
+  return "".join(f"{digest}  {name}\n" for name, digest in sorted(checksums.items()))
+
+
+def read_checksums(input_dir: str) -> Optional[Dict[str, str]]:
+  """Returns the parsed SHA256SUMS of `input_dir`, or None when there is none."""
+  path = os.path.join(input_dir, CHECKSUMS_FILE)
+  if not fileio.exists(path):
+    return None
+  with fileio.open(path, "r") as f:
+    return parse_checksums(path, f.read())
+
+
+def verify_checksums(input_dir: str, checksums: Dict[str, str]) -> None:
+  """Checks that every file listed in SHA256SUMS is present and has the listed digest."""
+  for name, expected in sorted(checksums.items()):
+    path = os.path.join(input_dir, name)
+    if not fileio.exists(path):
+      raise IdxFormatError(path, f"file listed in {CHECKSUMS_FILE} not found")
+    actual = sha256_hex(path)
+    if actual != expected:
+      raise IdxFormatError(
+          path, f"SHA-256 mismatch: {CHECKSUMS_FILE} lists {expected}, the file has {actual}")
+
+
+def locate(input_dir: str, name: str) -> str:
+  """Returns the path of `name` in `input_dir`, gzipped (preferred) or raw."""
+  for candidate in (name + GZIP_SUFFIX, name):
+    path = os.path.join(input_dir, candidate)
+    if fileio.exists(path):
+      return path
+  raise IdxFormatError(
+      os.path.join(input_dir, name + GZIP_SUFFIX), f"file not found (nor uncompressed {name})")
+
+
+def split_paths(input_dir: str, split: str) -> Tuple[str, str]:
+  """Returns the (images, labels) paths of a split in `input_dir`."""
+  images_name, labels_name = SPLIT_FILES[split]
+  return locate(input_dir, images_name), locate(input_dir, labels_name)
+
+
+def validate_input_dir(input_dir: str) -> Dict[str, SplitSource]:
+  """Fully validates the four IDX files of `input_dir` (and SHA256SUMS when present).
+
+  Reads every file completely, so nothing downstream starts on data that would fail later.
+  Returns the validated files and example count of each split.
+  """
+  checksums = read_checksums(input_dir)
+  paths = {split: split_paths(input_dir, split) for split in SPLIT_FILES}
+  if checksums is not None:
+    verify_checksums(input_dir, checksums)
+    for path in (p for pair in paths.values() for p in pair):
+      if os.path.basename(path) not in checksums:
+        raise IdxFormatError(path, f"not listed in {CHECKSUMS_FILE}, so it cannot be verified")
+  sources = {}
+  for split, (images_path, labels_path) in paths.items():
+    images, _ = read_pair(images_path, labels_path)
+    if not len(images):
+      raise IdxFormatError(images_path, "contains no images")
+    sources[split] = SplitSource(images_path, labels_path, len(images))
+  return sources

@@ -1,0 +1,155 @@
+"""Every validation rule of idx.validate_input_dir, on real slices of MNIST."""
+
+import gzip
+import os
+import shutil
+
+import pytest
+
+from components.mnist_example_gen import idx
+from tests import mnist_slices
+
+
+@pytest.fixture
+def slice_dir(mnist_slice_dir, tmp_path) -> str:
+  """A private copy of the MNIST slice that a test may damage."""
+  return shutil.copytree(mnist_slice_dir, str(tmp_path / "mnist"))
+
+
+def path_of(directory: str, name: str) -> str:
+  return os.path.join(directory, name + idx.GZIP_SUFFIX)
+
+
+def test_valid_slice_gives_paths_and_counts(slice_dir):
+  images, labels = idx.read_pair(path_of(slice_dir, idx.TRAIN_IMAGES),
+                                 path_of(slice_dir, idx.TRAIN_LABELS))
+  eval_images, _ = idx.read_pair(path_of(slice_dir, idx.EVAL_IMAGES),
+                                 path_of(slice_dir, idx.EVAL_LABELS))
+  full_images, full_labels = mnist_slices.load_full("train")
+  assert (images == full_images[:len(images)]).all()
+  assert (labels == full_labels[:len(labels)]).all()
+
+  sources = idx.validate_input_dir(slice_dir)
+
+  assert sources == {
+      "train": idx.SplitSource(path_of(slice_dir, idx.TRAIN_IMAGES),
+                               path_of(slice_dir, idx.TRAIN_LABELS), len(images)),
+      "eval": idx.SplitSource(path_of(slice_dir, idx.EVAL_IMAGES),
+                              path_of(slice_dir, idx.EVAL_LABELS), len(eval_images)),
+  }
+
+
+def test_uncompressed_files_are_read_like_gzipped_ones(slice_dir):
+  expected = {split: idx.read_pair(*idx.split_paths(slice_dir, split)) for split in idx.SPLIT_FILES}
+  for name in idx.STANDARD_FILES:
+    with gzip.open(path_of(slice_dir, name)) as f, open(os.path.join(slice_dir, name), "wb") as out:
+      out.write(f.read())
+    os.remove(path_of(slice_dir, name))
+
+  sources = idx.validate_input_dir(slice_dir)
+
+  for split, (images, labels) in expected.items():
+    assert sources[split].images_path == os.path.join(slice_dir, idx.SPLIT_FILES[split][0])
+    raw_images, raw_labels = idx.read_pair(sources[split].images_path, sources[split].labels_path)
+    assert (raw_images == images).all() and (raw_labels == labels).all()
+
+
+def test_bundled_full_mnist_passes_its_sha256sums():
+  assert idx.read_checksums(str(mnist_slices.FULL_MNIST_DIR)) is not None
+  sources = idx.validate_input_dir(str(mnist_slices.FULL_MNIST_DIR))
+  for split in idx.SPLIT_FILES:
+    assert sources[split].num_examples == len(mnist_slices.load_full(split)[1])
+
+
+# Each case damages a valid slice and names the file and the problem the error must report.
+def remove_file(directory):
+  os.remove(path_of(directory, idx.EVAL_LABELS))
+  return idx.EVAL_LABELS, "file not found"
+
+
+def truncate_gzip(directory):
+  path = path_of(directory, idx.TRAIN_IMAGES)
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "wb") as f:
+    f.write(data[:len(data) // 2])
+  return idx.TRAIN_IMAGES, "corrupt or truncated gzip"
+
+
+def truncate_payload(directory):
+  path = path_of(directory, idx.EVAL_IMAGES)
+  data = idx.read_bytes(path)
+  with open(path, "wb") as f:
+    f.write(gzip.compress(data[:-1]))
+  return idx.EVAL_IMAGES, "the file is truncated"
+
+
+def swap_magic(directory):
+  images, _ = idx.read_pair(*idx.split_paths(directory, "train"))
+  mnist_slices.write_idx(path_of(directory, idx.TRAIN_IMAGES), images, idx.LABELS_MAGIC)
+  return idx.TRAIN_IMAGES, f"wrong magic number {idx.LABELS_MAGIC}, expected {idx.IMAGES_MAGIC}"
+
+
+def drop_labels(directory):
+  _, labels = idx.read_pair(*idx.split_paths(directory, "train"))
+  mnist_slices.write_idx(path_of(directory, idx.TRAIN_LABELS), labels[:-1], idx.LABELS_MAGIC)
+  return idx.TRAIN_IMAGES, f"{len(labels)} images but {len(labels) - 1} labels"
+
+
+def crop_images(directory):
+  images, _ = idx.read_pair(*idx.split_paths(directory, "eval"))
+  mnist_slices.write_idx(path_of(directory, idx.EVAL_IMAGES), images[:, :, :27], idx.IMAGES_MAGIC)
+  return idx.EVAL_IMAGES, "images are 28x27, expected 28x28"
+
+
+def relabel_out_of_range(directory):
+  _, labels = idx.read_pair(*idx.split_paths(directory, "train"))
+  labels = labels.copy()
+  labels[7] = 10
+  mnist_slices.write_idx(path_of(directory, idx.TRAIN_LABELS), labels, idx.LABELS_MAGIC)
+  return idx.TRAIN_LABELS, "label 10 at index 7 is out of range 0-9"
+
+
+def alter_after_checksum(directory):
+  mnist_slices.write_sha256sums(directory)
+  mnist_slices.flip_pixel(path_of(directory, idx.EVAL_IMAGES))  # Only the checksum can tell.
+  return idx.EVAL_IMAGES, "SHA-256 mismatch"
+
+
+def remove_listed_file(directory):
+  with open(os.path.join(directory, "README"), "w") as f:
+    f.write("MNIST slice\n")
+  mnist_slices.write_sha256sums(directory)
+  os.remove(os.path.join(directory, "README"))
+  return "README", "file listed in SHA256SUMS not found"
+
+
+def leave_file_unlisted(directory):
+  mnist_slices.write_sha256sums(directory)
+  with open(os.path.join(directory, idx.CHECKSUMS_FILE)) as f:
+    lines = [line for line in f if not line.rstrip().endswith(idx.TRAIN_LABELS + ".gz")]
+  with open(os.path.join(directory, idx.CHECKSUMS_FILE), "w") as f:
+    f.writelines(lines)
+  return idx.TRAIN_LABELS, "not listed in SHA256SUMS"
+
+
+def garble_sha256sums(directory):
+  with open(os.path.join(directory, idx.CHECKSUMS_FILE), "w") as f:
+    f.write("not a checksum line\n")
+  return idx.CHECKSUMS_FILE, "line 1 is not in sha256sum format"
+
+
+@pytest.mark.parametrize("damage", [
+    remove_file, truncate_gzip, truncate_payload, swap_magic, drop_labels, crop_images,
+    relabel_out_of_range, alter_after_checksum, remove_listed_file, leave_file_unlisted,
+    garble_sha256sums,
+], ids=lambda damage: damage.__name__)
+def test_bad_input_is_rejected_naming_file_and_problem(slice_dir, damage):
+  bad_file, problem = damage(slice_dir)
+
+  with pytest.raises(idx.IdxFormatError) as raised:
+    idx.validate_input_dir(slice_dir)
+
+  assert os.path.basename(raised.value.path).startswith(bad_file)
+  assert problem in raised.value.problem
+  assert raised.value.path in str(raised.value)
