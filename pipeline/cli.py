@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 import warnings
 from typing import Any, List, Optional, Tuple
 
@@ -85,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
       "batch_size, learning_rate, lr_schedule, quant_delay, seed, dropout, ... (unknown keys are "
       "rejected by the trainer).")
 
+  board = commands.add_parser(
+      "tensorboard", help="Start TensorBoard on the latest training run and evaluation.",
+      description="Looks up the newest Trainer run (scalars, quantization ranges, histograms, "
+      "images, the graph with its FakeQuant ops) and the newest evaluation in the pipeline's ML "
+      "Metadata and serves them with TensorBoard until interrupted (Ctrl-C).")
+  _add_pipeline_root(board)
+  board.add_argument("--host", default="127.0.0.1",
+                     help="Address to listen on (default: %(default)s, this machine only; "
+                     "0.0.0.0 for every interface).")
+  board.add_argument("--port", type=int, default=6006,
+                     help="Port (default: %(default)s; 0 picks a free one).")
   return parser
 
 
@@ -122,12 +134,30 @@ def run_command(args: argparse.Namespace) -> int:
   return 0
 
 
+def tensorboard_command(args: argparse.Namespace) -> int:
+  from pipeline import local_runner, tensorboard
+  pipeline_root = os.path.abspath(args.pipeline_root)
+  logdirs = tensorboard.find_logdirs(local_runner.metadata_config(pipeline_root),
+                                     args.pipeline_name)
+  url = tensorboard.start(logdirs, args.host, args.port)
+  for name, path in logdirs.items():
+    print(f"{name}: {path}")
+  print(f"TensorBoard at {url} (Ctrl-C to stop)", flush=True)
+  try:
+    while True:
+      time.sleep(3600)
+  except KeyboardInterrupt:
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   from absl import logging
   logging.set_verbosity(logging.INFO)
   if args.command == "run":
     return run_command(args)
+  if args.command == "tensorboard":
+    return tensorboard_command(args)
   raise AssertionError(f"unhandled command {args.command}")
 
 
