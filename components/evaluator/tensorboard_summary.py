@@ -12,21 +12,22 @@ _GRID_COLOR = np.array([200, 200, 200], np.uint8)
 def confusion_matrix_image(confusion_matrix: np.ndarray) -> np.ndarray:
   """Renders a confusion matrix as an RGB uint8 image [H, W, 3], one square cell per entry.
 
-  Rows are true digits (top = 0), columns predicted digits (left = 0). Each row is normalized by
-  its count; correct cells are blue and errors red, with square-root intensity so that rare errors
-  stay visible next to a 99% diagonal.
+  Rows are true digits (top = 0), columns predicted digits (left = 0), each row normalized by its
+  count. Correct cells are blue by that fraction; error cells red relative to the most frequent
+  error (square-root scale), so that a few dozen mistakes stay visible next to a 99% diagonal.
   """
   confusion = np.asarray(confusion_matrix, np.float64)
   row_totals = confusion.sum(axis=1, keepdims=True)
-  fractions = np.sqrt(np.divide(confusion, row_totals, out=np.zeros_like(confusion),
-                                where=row_totals > 0))
-  size = confusion.shape[0]
-  is_diagonal = np.eye(size, dtype=bool)
+  fractions = np.divide(confusion, row_totals, out=np.zeros_like(confusion), where=row_totals > 0)
+  is_diagonal = np.eye(confusion.shape[0], dtype=bool)
+  worst_error = fractions[~is_diagonal].max()
+  errors = np.sqrt(fractions / worst_error) if worst_error > 0 else np.zeros_like(fractions)
+  intensity = np.where(is_diagonal, fractions, errors)
   # Fade from white to blue (diagonal) or red (errors).
-  cells = np.empty((size, size, 3))
-  cells[..., 0] = np.where(is_diagonal, 1 - fractions, 1.0)
-  cells[..., 1] = 1 - fractions
-  cells[..., 2] = np.where(is_diagonal, 1.0, 1 - fractions)
+  cells = np.empty(confusion.shape + (3,))
+  cells[..., 0] = np.where(is_diagonal, 1 - intensity, 1.0)
+  cells[..., 1] = 1 - intensity
+  cells[..., 2] = np.where(is_diagonal, 1.0, 1 - intensity)
   image = np.repeat(np.repeat((255 * cells).astype(np.uint8), _CELL_PIXELS, axis=0), _CELL_PIXELS,
                     axis=1)
   image[::_CELL_PIXELS, :] = _GRID_COLOR
@@ -68,7 +69,8 @@ def write(log_dir: str, metrics: Dict[str, Any]) -> None:
       confusion = np.asarray(metrics[model]["confusion_matrix"])
       tf.summary.image(f"{model}/confusion_matrix", confusion_matrix_image(confusion)[np.newaxis],
                        description="rows: true digit 0-9 top to bottom; columns: predicted digit "
-                       "0-9 left to right; blue = correct, red = error (sqrt of row fraction)")
+                       "0-9 left to right; blue = correct (row fraction), red = error (sqrt of row "
+                       "fraction relative to the most frequent error)")
       tf.summary.text(f"{model}/confusion_matrix_counts", _markdown_table(confusion))
     tf.summary.text("blessing/reason", metrics["reason"])
   writer.close()

@@ -1,0 +1,164 @@
+"""Int8Evaluator benchmark on the full MNIST: evaluator wall time and int8 CPU inference speed.
+
+Writes the full MNIST with MnistExampleGen's executor, trains the QAT CNN briefly with the
+trainer's API (1 epoch by default: this measures the evaluator, not the model), runs the
+Int8Evaluator executor on the 10,000-image eval split (DirectRunner), and times the int8 model with
+components.int8_runtime: batched throughput (2 threads) and single-image latency (1 thread).
+Prints a Markdown section for BENCHMARKS.md.
+
+  .venv/bin/python benchmarks/bench_evaluator.py [--epochs 1] [--model_dir SAVED_MODEL] [--work_dir D]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import path_utils
+
+from components import features
+from components import int8_runtime
+from components import int8_tflite
+from components.evaluator import component
+from components.evaluator import executor as evaluator_executor
+from components.mnist_example_gen import executor as example_gen_executor
+from trainer_module import train
+
+MNIST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                         "mnist")
+BATCH_SIZES = (64, 256, 1024)
+REPEATS = 5
+
+
+def write_examples(uri: str) -> standard_artifacts.Examples:
+  examples = standard_artifacts.Examples()
+  examples.uri = uri
+  example_gen_executor.Executor().Do({}, {example_gen_executor.EXAMPLES_KEY: [examples]},
+                                     {example_gen_executor.INPUT_DIR_KEY: MNIST_DIR})
+  return examples
+
+
+def split_pattern(examples: standard_artifacts.Examples, split: str) -> str:
+  return os.path.join(examples.uri, f"Split-{split}", "*")
+
+
+def run_evaluator(work_dir: str, examples: standard_artifacts.Examples, model_uri: str):
+  model = standard_artifacts.Model()
+  model.uri = model_uri
+  evaluation = standard_artifacts.ModelEvaluation()
+  evaluation.uri = os.path.join(work_dir, "evaluation")
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = os.path.join(work_dir, "blessing")
+  context = evaluator_executor.Executor.Context(tmp_dir=os.path.join(work_dir, "tmp"),
+                                                unique_id="1")
+  start = time.perf_counter()
+  evaluator_executor.Executor(context).Do(
+      {standard_component_specs.EXAMPLES_KEY: [examples],
+       standard_component_specs.MODEL_KEY: [model]},
+      {standard_component_specs.EVALUATION_KEY: [evaluation],
+       standard_component_specs.BLESSING_KEY: [blessing]},
+      {evaluator_executor.MIN_INT8_ACCURACY_KEY: component.DEFAULT_MIN_INT8_ACCURACY,
+       evaluator_executor.MAX_QUANTIZATION_DROP_KEY: component.DEFAULT_MAX_QUANTIZATION_DROP,
+       evaluator_executor.BASELINE_TOLERANCE_KEY: component.DEFAULT_BASELINE_TOLERANCE,
+       evaluator_executor.EVAL_SPLIT_KEY: features.EVAL_SPLIT})
+  seconds = time.perf_counter() - start
+  with open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+    return seconds, json.load(f)
+
+
+def eval_pixels(examples: standard_artifacts.Examples):
+  """Yields uint8 pixel batches of the eval split, in shard order."""
+  files = sorted(tf.io.gfile.glob(split_pattern(examples, features.EVAL_SPLIT)))
+  for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1000):
+    parsed = tf.io.parse_example(batch, features.FEATURE_SPEC)
+    yield parsed[features.IMAGE_KEY].numpy().astype(np.uint8)
+
+
+def int8_speed(model_bytes: bytes, pixels: np.ndarray):
+  """Best-of-REPEATS batched images/s per batch size (2 threads); per-image latency (1 thread)."""
+  batched = int8_runtime.Int8Classifier(model_bytes, num_threads=2)
+  quantized = batched.quantize_pixels(pixels)
+  throughput = {}
+  for batch_size in BATCH_SIZES:
+    batched.invoke_quantized(quantized[:batch_size])  # Resize and warm up outside the timing.
+    best = 0.0
+    for _ in range(REPEATS):
+      start = time.perf_counter()
+      for i in range(0, len(quantized), batch_size):
+        batched.invoke_quantized(quantized[i:i + batch_size])
+      best = max(best, len(quantized) / (time.perf_counter() - start))
+    throughput[batch_size] = best
+  single = int8_runtime.Int8Classifier(model_bytes, num_threads=1)
+  latencies = []
+  for image in quantized:
+    start = time.perf_counter()
+    single.invoke_quantized(image[np.newaxis])
+    latencies.append(time.perf_counter() - start)
+  return throughput, 1000 * np.percentile(latencies, 50), 1000 * np.percentile(latencies, 99)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--epochs", type=int, default=1)
+  parser.add_argument("--model_dir", help="an exported SavedModel to evaluate instead of training")
+  parser.add_argument("--work_dir", help="keep the data and outputs here (default: a temp dir)")
+  args = parser.parse_args()
+  work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_evaluator_")
+  os.makedirs(work_dir, exist_ok=True)
+
+  start = time.perf_counter()
+  examples = write_examples(os.path.join(work_dir, "examples"))
+  print(f"examples written in {time.perf_counter() - start:.1f} s", flush=True)
+  model_uri = os.path.join(work_dir, "model")
+  training = "a given SavedModel"
+  if args.model_dir:
+    shutil.copytree(args.model_dir, path_utils.serving_model_dir(model_uri))
+  else:
+    result = train.train_and_export(
+        train_files=[split_pattern(examples, features.TRAIN_SPLIT)],
+        eval_files=[split_pattern(examples, features.EVAL_SPLIT)],
+        serving_model_dir=path_utils.serving_model_dir(model_uri),
+        model_run_dir=os.path.join(work_dir, "model_run"), hparams={"epochs": args.epochs})
+    training = (f"the QAT CNN trained {args.epochs} epoch(s) on the 60,000 training images "
+                f"({result.train_seconds:.0f} s; short on purpose, this benchmarks the evaluator)")
+    print(f"trained: {result}", flush=True)
+
+  load_before = os.getloadavg()[0]
+  wall_seconds, metrics = run_evaluator(work_dir, examples, model_uri)
+  model_bytes = int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri))
+  pixels = np.concatenate(list(eval_pixels(examples)))
+  throughput, p50_ms, p99_ms = int8_speed(model_bytes, pixels)
+  best_batch = max(throughput, key=throughput.get)
+
+  int8 = metrics["int8"]
+  print(f"""
+## Evaluator
+
+{datetime.date.today().isoformat()}, {platform.machine()} {platform.processor() or ''}, \
+{os.cpu_count()} cores (shared with other jobs; 1-min load average {load_before:.1f} before the run), \
+Python {platform.python_version()}. `.venv/bin/python benchmarks/bench_evaluator.py`. Model: {training}.
+
+| measure | result | target |
+| --- | --- | --- |
+| Int8Evaluator executor wall time, {metrics['num_examples']:,} eval images (DirectRunner, float + int8 inference, conversion, TensorBoard) | {wall_seconds:.1f} s | |
+| batched int8 throughput, 2 threads, best batch size ({best_batch}) | {throughput[best_batch]:,.0f} images/s | >= 25,000 |
+| batched int8 throughput by batch size | {', '.join(f'{b}: {v:,.0f}' for b, v in throughput.items())} images/s | |
+| single-image int8 latency, 1 thread, p50 / p99 | {p50_ms:.3f} / {p99_ms:.3f} ms | p50 <= 0.1 ms |
+| as measured inside the evaluator run (metrics.json): batched ({int8['batch_size']}) / p50 / p99 | {int8['batched_images_per_second']:,.0f} images/s / {int8['latency_ms']['p50']:.3f} ms / {int8['latency_ms']['p99']:.3f} ms | |
+| int8 accuracy / float accuracy / drop / agreement | {int8['accuracy']:.4f} / {metrics['float']['accuracy']:.4f} / {100 * metrics['quantization_accuracy_drop']:.2f} pp / {metrics['int8_float_agreement']:.4f} | |
+| int8 model size | {int8['model_size_bytes']:,} bytes | |
+
+Blessing at default thresholds: {metrics['reason']}
+""")
+
+
+if __name__ == "__main__":
+  main()
