@@ -1,0 +1,1 @@
+"""EdgeTpuPusher: checks, compiles for the Edge TPU and atomically pushes the blessed int8 model."""

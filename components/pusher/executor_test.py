@@ -1,0 +1,349 @@
+"""EdgeTpuPusher executor on the trainer's slice model, with stand-in compilers on PATH.
+
+Blessings are standard ModelBlessing artifacts with the properties Int8Evaluator sets (the sha256
+computed with the shared int8 conversion); one test runs the real Int8Evaluator executor and checks
+that the pushed model reproduces its int8 accuracy in a process without TensorFlow.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tfx.components.evaluator import constants as tfx_evaluator_constants
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import path_utils
+
+from components import features
+from components import int8_tflite
+from components.evaluator import executor as evaluator_executor
+from components.pusher import edgetpu_compiler
+from components.pusher import executor
+from components.pusher import versioned_push
+from components.pusher import versioned_push_test
+from components.pusher.testdata import standins
+from tests import fixtures_data
+from tests import mnist_slices
+
+REPO_ROOT = versioned_push_test.REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def model_uri(trained_model_dir, tmp_path_factory) -> str:
+  """The slice model laid out as a Trainer's Model artifact (SavedModel in Format-Serving/)."""
+  uri = str(tmp_path_factory.mktemp("model"))
+  shutil.copytree(trained_model_dir, path_utils.serving_model_dir(uri))
+  return uri
+
+
+@pytest.fixture(scope="module")
+def int8_model(model_uri) -> bytes:
+  return int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri))
+
+
+@pytest.fixture
+def no_compiler_on_path(monkeypatch):
+  """PATH without any edgetpu_compiler (the real one is not installed here either)."""
+  kept = [d for d in os.environ["PATH"].split(os.pathsep)
+          if d and not os.path.exists(os.path.join(d, edgetpu_compiler.COMPILER_NAME))]
+  monkeypatch.setenv("PATH", os.pathsep.join(kept))
+  assert edgetpu_compiler.find_compiler() is None
+
+
+@pytest.fixture
+def standin_on_path(tmp_path, monkeypatch, no_compiler_on_path):
+  """Returns a function that puts a stand-in compiler with the given behaviour first on PATH."""
+  del no_compiler_on_path
+
+  def install(behaviour: str) -> str:
+    bin_dir = str(tmp_path / f"bin_{behaviour}")
+    path = standins.write_standin(bin_dir, behaviour)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return path
+  return install
+
+
+def make_blessing(uri: str, blessed: bool, sha256: str, reason: str):
+  """A ModelBlessing with the custom properties Int8Evaluator publishes."""
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = uri
+  os.makedirs(uri, exist_ok=True)
+  constants = tfx_evaluator_constants
+  blessing.set_int_custom_property(
+      constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+      constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
+  blessing.set_string_custom_property(evaluator_executor.TFLITE_SHA256_PROPERTY, sha256)
+  blessing.set_string_custom_property(evaluator_executor.REASON_PROPERTY, reason)
+  return blessing
+
+
+def run_pusher(tmp_path, model_uri, blessing, destination, evaluation=None, **params):
+  """Runs the executor as the orchestrator would; returns the PushedModel artifact."""
+  model = standard_artifacts.Model()
+  model.uri = model_uri
+  model.id = 11
+  input_dict = {standard_component_specs.MODEL_KEY: [model],
+                standard_component_specs.MODEL_BLESSING_KEY: [blessing]}
+  if evaluation is not None:
+    input_dict[standard_component_specs.EVALUATION_KEY] = [evaluation]
+  pushed_model = standard_artifacts.PushedModel()
+  pushed_model.uri = str(tmp_path / "pushed_model")
+  os.makedirs(pushed_model.uri, exist_ok=True)
+  exec_properties = {executor.PUSH_DESTINATION_KEY: destination, **params}
+  context = executor.Executor.Context(tmp_dir=str(tmp_path / "tmp"), unique_id="1")
+  executor.Executor(context).Do(input_dict,
+                                {standard_component_specs.PUSHED_MODEL_KEY: [pushed_model]},
+                                exec_properties)
+  return pushed_model
+
+
+def blessed(tmp_path, int8_model):
+  return make_blessing(str(tmp_path / "blessing"), True, hashlib.sha256(int8_model).hexdigest(),
+                       "blessed: int8 accuracy 0.9 >= 0.85")
+
+
+def read_manifest(version_dir: str):
+  with open(os.path.join(version_dir, executor.MANIFEST_FILE)) as f:
+    return json.load(f)
+
+
+def assert_nothing_pushed(destination: str):
+  assert versioned_push.list_versions(destination) == []
+  assert versioned_push.list_incomplete(destination) == []
+
+
+def assert_manifest_hashes_match(version_dir: str):
+  manifest = read_manifest(version_dir)
+  assert sorted(manifest["files"]) == sorted(set(os.listdir(version_dir)) -
+                                             {executor.MANIFEST_FILE})
+  for name, entry in manifest["files"].items():
+    with open(os.path.join(version_dir, name), "rb") as f:
+      content = f.read()
+    assert entry == {"sha256": hashlib.sha256(content).hexdigest(), "size_bytes": len(content)}
+
+
+def test_unblessed_model_is_not_pushed(tmp_path, model_uri, int8_model, standin_on_path):
+  standin_on_path("success")
+  reason = "not blessed: FAILED int8 accuracy 0.4000 < 0.8500"
+  blessing = make_blessing(str(tmp_path / "blessing"), False,
+                           hashlib.sha256(int8_model).hexdigest(), reason)
+  destination = str(tmp_path / "dest")
+  pushed_model = run_pusher(tmp_path, model_uri, blessing, destination)
+  assert pushed_model.get_int_custom_property(executor.PUSHED_KEY) == 0
+  assert reason in pushed_model.get_string_custom_property(executor.REASON_KEY)
+  assert not os.path.exists(destination)
+  assert os.listdir(pushed_model.uri) == []
+
+
+def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_uri, int8_model,
+                                                              no_compiler_on_path, caplog):
+  del no_compiler_on_path
+  destination = str(tmp_path / "dest")
+  with caplog.at_level(logging.WARNING):
+    pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
+  assert edgetpu_compiler.NOT_INSTALLED_MESSAGE in caplog.text
+  version_dir = os.path.join(destination, "1")
+  assert sorted(os.listdir(version_dir)) == [executor.MANIFEST_FILE, executor.MODEL_FILE]
+  with open(os.path.join(version_dir, executor.MODEL_FILE), "rb") as f:
+    assert f.read() == int8_model
+  assert_manifest_hashes_match(version_dir)
+  manifest = read_manifest(version_dir)
+  assert manifest["version"] == 1
+  assert manifest["source_model_uri"] == model_uri
+  assert manifest["labels"] == [str(d) for d in range(10)]
+  assert manifest["edgetpu"] == {"compiled": False,
+                                 "status": edgetpu_compiler.NOT_INSTALLED_MESSAGE}
+  assert manifest["edgetpu_compatibility"]["fully_mapped"]
+  # The device feeds pixel - 128: scale 1/255 and zero point -128 (features.scale_pixels).
+  assert manifest["input"]["shape"] == [1, 28, 28, 1]
+  assert manifest["input"]["scale"] == pytest.approx(1 / features.MAX_PIXEL_VALUE)
+  assert manifest["input"]["zero_point"] == -128
+  assert manifest["output"]["dtype"] == "int8" and manifest["output"]["shape"] == [1, 10]
+  assert manifest["evaluation"] is None
+  properties = {
+      executor.PUSHED_KEY: pushed_model.get_int_custom_property(executor.PUSHED_KEY),
+      executor.PUSHED_VERSION_KEY:
+          pushed_model.get_string_custom_property(executor.PUSHED_VERSION_KEY),
+      executor.PUSHED_DESTINATION_KEY:
+          pushed_model.get_string_custom_property(executor.PUSHED_DESTINATION_KEY),
+      executor.EDGETPU_COMPILED_KEY:
+          pushed_model.get_int_custom_property(executor.EDGETPU_COMPILED_KEY),
+      executor.EDGETPU_STATUS_KEY:
+          pushed_model.get_string_custom_property(executor.EDGETPU_STATUS_KEY),
+  }
+  assert properties == {executor.PUSHED_KEY: 1, executor.PUSHED_VERSION_KEY: "1",
+                        executor.PUSHED_DESTINATION_KEY: version_dir,
+                        executor.EDGETPU_COMPILED_KEY: 0,
+                        executor.EDGETPU_STATUS_KEY: edgetpu_compiler.NOT_INSTALLED_MESSAGE}
+  assert sorted(os.listdir(pushed_model.uri)) == sorted(os.listdir(version_dir))
+  # A second push is the next version.
+  run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
+  assert versioned_push.list_versions(destination) == [1, 2]
+
+
+def test_require_edgetpu_without_compiler_fails(tmp_path, model_uri, int8_model,
+                                                no_compiler_on_path):
+  del no_compiler_on_path
+  destination = str(tmp_path / "dest")
+  with pytest.raises(executor.PushError, match="edgetpu_compiler not installed"):
+    run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
+               **{executor.REQUIRE_EDGETPU_KEY: True})
+  assert not os.path.exists(destination)
+
+
+def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, standin_on_path):
+  compiler = standin_on_path("success")
+  destination = str(tmp_path / "dest")
+  pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
+                            **{executor.REQUIRE_EDGETPU_KEY: True,
+                               executor.COMPILER_FLAGS_KEY: json.dumps(["-m", "13"])})
+  version_dir = os.path.join(destination, "1")
+  assert sorted(os.listdir(version_dir)) == sorted([
+      executor.MANIFEST_FILE, executor.MODEL_FILE, executor.EDGETPU_MODEL_FILE,
+      executor.COMPILER_LOG_FILE])
+  assert_manifest_hashes_match(version_dir)
+  manifest = read_manifest(version_dir)
+  edgetpu = manifest["edgetpu"]
+  assert edgetpu["compiled"] is True
+  # Everything the stand-in produced is recorded as the stand-in's.
+  assert edgetpu["compiler"]["compiler_path"] == compiler
+  assert "test stand-in" in edgetpu["compiler"]["compiler_version"]
+  assert "-m" in edgetpu["compiler"]["command"]
+  with open(os.path.join(version_dir, executor.COMPILER_LOG_FILE)) as f:
+    assert "test stand-in" in f.read()
+  assert (edgetpu["compiler"]["operations_on_edgetpu"] ==
+          manifest["edgetpu_compatibility"]["operations_total"])
+  assert pushed_model.get_int_custom_property(executor.EDGETPU_COMPILED_KEY) == 1
+  assert pushed_model.get_string_custom_property(executor.EDGETPU_STATUS_KEY).startswith(
+      "compiled:")
+
+
+@pytest.mark.parametrize("behaviour, params, error, match", [
+    ("fail", {}, edgetpu_compiler.EdgeTpuCompilerError, "exited with status 1"),
+    ("hang", {executor.COMPILER_TIMEOUT_SECONDS_KEY: 3}, edgetpu_compiler.EdgeTpuCompilerError,
+     "did not finish within 3 s"),
+    ("partial", {}, executor.PushError, "did not map every operation"),
+])
+def test_compiler_problems_fail_the_push(tmp_path, model_uri, int8_model, standin_on_path,
+                                         behaviour, params, error, match):
+  standin_on_path(behaviour)
+  destination = str(tmp_path / "dest")
+  with pytest.raises(error, match=match):
+    run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination, **params)
+  assert_nothing_pushed(destination)
+
+
+def test_partial_mapping_can_be_allowed(tmp_path, model_uri, int8_model, standin_on_path):
+  standin_on_path("partial")
+  destination = str(tmp_path / "dest")
+  pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
+                            **{executor.REQUIRE_FULL_EDGETPU_MAPPING_KEY: False})
+  compiler = read_manifest(os.path.join(destination, "1"))["edgetpu"]["compiler"]
+  assert compiler["operations_on_cpu"] > 0 and not compiler["fully_mapped"]
+  assert pushed_model.get_int_custom_property(executor.PUSHED_KEY) == 1
+
+
+def test_bytes_not_blessed_are_refused(tmp_path, model_uri, int8_model, no_compiler_on_path):
+  del no_compiler_on_path
+  other_sha = hashlib.sha256(int8_model + b"\0").hexdigest()
+  blessing = make_blessing(str(tmp_path / "blessing"), True, other_sha, "blessed")
+  destination = str(tmp_path / "dest")
+  with pytest.raises(executor.PushError, match="refusing to push bytes that were not evaluated"):
+    run_pusher(tmp_path, model_uri, blessing, destination)
+  assert not os.path.exists(destination)
+
+
+def test_interrupted_push_leaves_no_version_and_the_next_push_succeeds(
+    tmp_path, model_uri, int8_model, no_compiler_on_path):
+  del no_compiler_on_path
+  destination = str(tmp_path / "dest")
+  model_file = tmp_path / "model.tflite"
+  model_file.write_bytes(int8_model)
+  process = versioned_push_test.push_process(destination, str(model_file), "hang")
+  try:
+    line = process.stdout.readline()  # Printed once every file is written, before the rename.
+    assert line.startswith("RENAMING"), line
+    [temp_dir] = versioned_push.list_incomplete(destination)
+    assert sorted(os.listdir(temp_dir)) == ["model.json", "model.tflite", "writer.txt"]
+    os.kill(process.pid, signal.SIGKILL)
+  finally:
+    process.kill()
+    process.wait(timeout=60)
+  assert process.returncode == -signal.SIGKILL
+  assert versioned_push.list_versions(destination) == []  # No visible partial version.
+
+  pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
+  assert pushed_model.get_string_custom_property(executor.PUSHED_VERSION_KEY) == "1"
+  assert versioned_push.list_versions(destination) == [1]
+  assert_manifest_hashes_match(os.path.join(destination, "1"))
+  assert versioned_push.list_incomplete(destination) == [temp_dir]  # Left alone, never a version.
+
+
+_TF_FREE_ACCURACY = """
+import json, sys
+import numpy as np
+from components import int8_runtime
+model_file, data_file = sys.argv[1:3]
+with open(model_file, "rb") as f:
+  classifier = int8_runtime.Int8Classifier(f.read())
+data = np.load(data_file)
+predictions = [int(classifier.predict_pixels(image[None]).argmax()) for image in data["images"]]
+assert "tensorflow" not in sys.modules, sorted(m for m in sys.modules if "tensorflow" in m)
+print(json.dumps({"correct": int((np.array(predictions) == data["labels"]).sum()),
+                  "count": len(predictions)}))
+"""
+
+
+def test_pushed_model_reproduces_the_evaluator_accuracy_without_tensorflow(
+    tmp_path, model_uri, examples_dir, no_compiler_on_path):
+  del no_compiler_on_path
+  # The real Int8Evaluator executor blesses the model and writes its metrics.
+  examples = standard_artifacts.Examples()
+  examples.uri = examples_dir
+  examples.split_names = artifact_utils.encode_split_names(
+      [features.TRAIN_SPLIT, features.EVAL_SPLIT])
+  model = standard_artifacts.Model()
+  model.uri = model_uri
+  evaluation = standard_artifacts.ModelEvaluation()
+  evaluation.uri = str(tmp_path / "evaluation")
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(tmp_path / "blessing")
+  context = evaluator_executor.Executor.Context(tmp_dir=str(tmp_path / "eval_tmp"), unique_id="2")
+  evaluator_executor.Executor(context).Do(
+      {standard_component_specs.EXAMPLES_KEY: [examples],
+       standard_component_specs.MODEL_KEY: [model]},
+      {standard_component_specs.EVALUATION_KEY: [evaluation],
+       standard_component_specs.BLESSING_KEY: [blessing]},
+      {evaluator_executor.MIN_INT8_ACCURACY_KEY: 0.5,
+       evaluator_executor.MAX_QUANTIZATION_DROP_KEY: 0.05,
+       evaluator_executor.BASELINE_TOLERANCE_KEY: 0.002,
+       evaluator_executor.EVAL_SPLIT_KEY: features.EVAL_SPLIT})
+  with open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+    evaluator_metrics = json.load(f)
+
+  destination = str(tmp_path / "dest")
+  run_pusher(tmp_path, model_uri, blessing, destination, evaluation=evaluation)
+  version_dir = os.path.join(destination, "1")
+  assert read_manifest(version_dir)["evaluation"] == {"uri": evaluation.uri,
+                                                      "metrics": evaluator_metrics}
+
+  images, labels = mnist_slices.load_full(features.EVAL_SPLIT)
+  data_file = str(tmp_path / "eval_slice.npz")
+  count = fixtures_data.SLICE_EVAL  # examples_dir's eval split: the first 500 test images.
+  np.savez(data_file, images=images[:count], labels=labels[:count])
+  result = subprocess.run(
+      [sys.executable, "-c", _TF_FREE_ACCURACY, os.path.join(version_dir, executor.MODEL_FILE),
+       data_file], capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, PYTHONPATH=REPO_ROOT), check=False)
+  assert result.returncode == 0, result.stderr
+  tf_free = json.loads(result.stdout.strip().splitlines()[-1])
+  assert tf_free["count"] == evaluator_metrics["num_examples"] == fixtures_data.SLICE_EVAL
+  assert tf_free["correct"] == evaluator_metrics["int8"]["correct"]
