@@ -1,0 +1,142 @@
+"""The pipeline on a real MNIST slice under LocalDagRunner, driven through `mnist-tfx run`."""
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.types import artifact_utils
+
+from components import features
+from components.anomalies_gate import executor as anomalies_gate_executor
+from components.mnist_example_gen import idx
+from pipeline import PIPELINE_NAME, cli, local_runner, mlmd_queries
+from tests import mnist_slices
+
+# The slice is tiny: one in-process Beam worker is faster than spawning one per core.
+BEAM_ARGS = ["--beam-arg=--direct_running_mode=in_memory"]
+TRAIN_ARGS = ["--epochs", "2"]
+
+
+def run_cli(pipeline_root: str, data_dir: str, *extra: str) -> str:
+  """Runs `mnist-tfx run` in this process; returns what it printed (the summary)."""
+  printed = io.StringIO()
+  with contextlib.redirect_stdout(printed):
+    cli.main(["run", "--data-dir", data_dir, "--pipeline-root", pipeline_root, *BEAM_ARGS,
+              *TRAIN_ARGS, *extra])
+  return printed.getvalue()
+
+
+def node_executions(pipeline_root: str, node_id: str):
+  """The executions of one component, oldest first."""
+  store = metadata_store.MetadataStore(local_runner.metadata_config(pipeline_root))
+  context = store.get_context_by_type_and_name("node", f"{PIPELINE_NAME}.{node_id}")
+  return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+
+@pytest.fixture(scope="module")
+def first_run(mnist_slice_dir, tmp_path_factory):
+  pipeline_root = str(tmp_path_factory.mktemp("pipeline"))
+  return pipeline_root, run_cli(pipeline_root, mnist_slice_dir)
+
+
+def test_run_registers_every_artifact_in_mlmd(first_run, mnist_slice_dir):
+  pipeline_root, printed = first_run
+  artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
+                                              PIPELINE_NAME)
+  images, _ = idx.read_pair(os.path.join(mnist_slice_dir, idx.TRAIN_IMAGES + ".gz"),
+                            os.path.join(mnist_slice_dir, idx.TRAIN_LABELS + ".gz"))
+  eval_images, _ = idx.read_pair(os.path.join(mnist_slice_dir, idx.EVAL_IMAGES + ".gz"),
+                                 os.path.join(mnist_slice_dir, idx.EVAL_LABELS + ".gz"))
+  examples = artifacts["Examples"]
+  assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+  assert examples.get_int_custom_property("train_num_examples") == len(images)
+  assert examples.get_int_custom_property("eval_num_examples") == len(eval_images)
+
+  statistics = artifacts["ExampleStatistics"]
+  html_path = os.path.join(statistics.uri, "statistics.html")
+  with open(html_path) as f:
+    html = f.read()
+  assert "facets-overview" in html  # TFDV's own Facets rendering.
+  assert anomalies_gate_executor.describe_anomalies(artifacts["ExampleAnomalies"]) == []
+
+  model_dir = os.path.join(artifacts["Model"].uri, "Format-Serving")
+  assert set(tf.saved_model.load(model_dir).signatures) >= {
+      features.SERVING_SIGNATURE, features.PREDICT_IMAGES_SIGNATURE,
+      features.SINGLE_IMAGE_SIGNATURE}
+  assert os.listdir(artifacts["ModelRun"].uri)
+
+  for path in (examples.uri, html_path, artifacts["ExampleAnomalies"].uri,
+               local_runner.metadata_path(pipeline_root)):
+    assert path in printed
+
+
+def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
+  """A well-formed dataset whose eval split lacks a digit: TFDV reports skew and nothing trains."""
+  data_dir = str(tmp_path / "data")
+  os.makedirs(data_dir)
+  for split, count in (("train", 2000), ("eval", 500)):
+    images, labels = mnist_slices.load_full(split)
+    keep = labels != 3 if split == "eval" else np.ones_like(labels, bool)
+    images, labels = images[keep][:count], labels[keep][:count]
+    names = (idx.TRAIN_IMAGES, idx.TRAIN_LABELS) if split == "train" else (idx.EVAL_IMAGES,
+                                                                          idx.EVAL_LABELS)
+    mnist_slices.write_idx(os.path.join(data_dir, names[0] + ".gz"), images, idx.IMAGES_MAGIC)
+    mnist_slices.write_idx(os.path.join(data_dir, names[1] + ".gz"), labels, idx.LABELS_MAGIC)
+  pipeline_root = str(tmp_path / "pipeline")
+
+  with pytest.raises(anomalies_gate_executor.DataAnomaliesError,
+                     match=r"(?s)refusing to train.*split eval, feature label: High Linfty"):
+    run_cli(pipeline_root, data_dir)
+
+  gate = node_executions(pipeline_root, "AnomaliesGate")
+  assert [e.last_known_state for e in gate] == [metadata_store_pb2.Execution.FAILED]
+  artifacts = mlmd_queries.latest_artifacts(local_runner.metadata_config(pipeline_root),
+                                            PIPELINE_NAME)
+  assert "ExampleAnomalies" in artifacts
+  assert "Model" not in artifacts
+  assert not os.path.exists(os.path.join(pipeline_root, "Trainer"))
+
+
+def test_second_run_is_served_from_the_cache(first_run, mnist_slice_dir):
+  pipeline_root, _ = first_run
+  run_cli(pipeline_root, mnist_slice_dir)
+  for node_id in ("MnistExampleGen", "StatisticsGen", "ExampleValidator", "Trainer"):
+    states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
+    assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
+
+
+def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
+  pipeline_root, _ = first_run
+  command = [os.path.join(os.path.dirname(sys.executable), "mnist-tfx"), "tensorboard",
+             "--pipeline-root", pipeline_root, "--port", "0"]
+  server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  try:
+    url = None
+    for line in server.stdout:  # Ends if the command dies, so the assert below then fails.
+      if line.startswith("TensorBoard at "):
+        url = line.split()[2]
+        break
+    assert url and url.startswith("http://127.0.0.1:")
+
+    def get(path: str):
+      with urllib.request.urlopen(url + path, timeout=60) as response:
+        return json.load(response)
+
+    scalar_tags = get("data/plugin/scalars/tags")["training/train"]
+    assert {"loss", "accuracy", "learning_rate"} <= set(scalar_tags)
+    assert any(tag.startswith("quant_ranges/") for tag in scalar_tags)
+    graphs = get("data/plugin/graphs/info")
+    assert any(run["tags"] and any(t["op_graph"] for t in run["tags"].values())
+               for run in graphs.values())
+  finally:
+    server.terminate()
+    server.wait(timeout=30)
