@@ -86,6 +86,31 @@ def build_parser() -> argparse.ArgumentParser:
       "batch_size, learning_rate, lr_schedule, quant_delay, seed, dropout, ... (unknown keys are "
       "rejected by the trainer).")
 
+  evaluation = run.add_argument_group("evaluation (the int8 TFLite model is what is judged)")
+  evaluation.add_argument("--min-int8-accuracy", type=float,
+                          help="Bless only at or above this int8 accuracy (default 0.99).")
+  evaluation.add_argument(
+      "--max-quantization-drop", type=float,
+      help="Bless only if float minus int8 accuracy is at most this (default 0.005 = 0.5 pp).")
+  evaluation.add_argument(
+      "--baseline-tolerance", type=float,
+      help="Bless only if int8 accuracy is at most this much below the last blessed model's "
+      "(default 0.002).")
+  push = run.add_argument_group("push")
+  push.add_argument("--push-destination",
+                    help="Directory (any TFX filesystem path) receiving versions 1, 2, ... of the "
+                    "Edge TPU model (default: PIPELINE_ROOT/pushed_models).")
+  push.add_argument("--edgetpu-compiler", dest="compiler_path",
+                    help="The edgetpu_compiler to run (default: the one on PATH; when there is "
+                    "none, the CPU int8 model is pushed and the summary says so).")
+  push.add_argument("--compiler-flag", action="append", default=[], dest="compiler_flags",
+                    metavar="FLAG", help="An extra edgetpu_compiler flag, repeatable.")
+  push.add_argument("--require-edgetpu", action="store_true",
+                    help="Fail the push instead of pushing a CPU-only model when no Edge TPU "
+                    "binary can be produced.")
+  push.add_argument("--allow-partial-edgetpu-mapping", action="store_true",
+                    help="Push even if some operations would run on the CPU instead of the Edge TPU.")
+
   board = commands.add_parser(
       "tensorboard", help="Start TensorBoard on the latest training run and evaluation.",
       description="Looks up the newest Trainer run (scalars, quantization ranges, histograms, "
@@ -125,12 +150,20 @@ def run_command(args: argparse.Namespace) -> int:
       enable_cache=not args.no_cache,
       trainer=args.trainer,
       train_config=_train_config(args),
+      push_destination=args.push_destination,
+      compiler_path=args.compiler_path,
+      compiler_flags=args.compiler_flags,
+      require_edgetpu=args.require_edgetpu,
+      require_full_edgetpu_mapping=not args.allow_partial_edgetpu_mapping,
+      **{rule: getattr(args, rule) for rule in (
+          "min_int8_accuracy", "max_quantization_drop", "baseline_tolerance")
+         if getattr(args, rule) is not None},
   )
   try:
     local_runner.run(pipeline)
   finally:
     print(summary.render(local_runner.metadata_config(pipeline_root), args.pipeline_name,
-                         local_runner.metadata_path(pipeline_root)))
+                         pipeline_root, local_runner.metadata_path(pipeline_root)))
   return 0
 
 

@@ -5,15 +5,17 @@ MnistExampleGen → StatisticsGen ← ImportSchemaGen → ExampleValidator → A
 """
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components import features
 from components.anomalies_gate.component import AnomaliesGate
+from components.evaluator import component as evaluator_component
 from components.example_validator.component import ExampleValidator
 from components.mnist_example_gen.component import MnistExampleGen
+from components.pusher.component import EdgeTpuPusher
 from components.statistics_gen.component import StatisticsGen
 
 from pipeline import PIPELINE_NAME, TRAINER_RUN_FNS
@@ -31,6 +33,14 @@ def create_pipeline(
     schema_file: str = SCHEMA_FILE,
     trainer: str = "hand-built",
     train_config: Optional[Dict[str, Any]] = None,
+    push_destination: Optional[str] = None,
+    min_int8_accuracy: float = evaluator_component.DEFAULT_MIN_INT8_ACCURACY,
+    max_quantization_drop: float = evaluator_component.DEFAULT_MAX_QUANTIZATION_DROP,
+    baseline_tolerance: float = evaluator_component.DEFAULT_BASELINE_TOLERANCE,
+    compiler_path: Optional[str] = None,
+    compiler_flags: Sequence[str] = (),
+    require_edgetpu: bool = False,
+    require_full_edgetpu_mapping: bool = True,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline.
 
@@ -45,6 +55,14 @@ def create_pipeline(
     schema_file: the curated schema imported by ImportSchemaGen.
     trainer: a key of TRAINER_RUN_FNS.
     train_config: the trainer's hyperparameters (its custom_config), e.g. {"epochs": 3}.
+    push_destination: where versions of the Edge TPU model are pushed (default:
+      PIPELINE_ROOT/pushed_models).
+    min_int8_accuracy, max_quantization_drop, baseline_tolerance: the evaluator's blessing rules
+      (fractions): int8 accuracy floor, float-minus-int8 limit, allowed shortfall vs. the last
+      blessed model.
+    compiler_path, compiler_flags: edgetpu_compiler to run (default: found on PATH) and extra flags.
+    require_edgetpu: fail the push when no Edge TPU binary can be produced.
+    require_full_edgetpu_mapping: fail the push when not every operation maps to the Edge TPU.
   """
   if trainer not in TRAINER_RUN_FNS:
     raise ValueError(f"Unknown trainer {trainer!r}; expected one of {sorted(TRAINER_RUN_FNS)}.")
@@ -75,9 +93,34 @@ def create_pipeline(
   # The stock Trainer has no anomalies input: this edge is what stops training on bad data.
   trainer_component.add_upstream_node(anomalies_gate)
 
+  # The model to beat: the newest model the evaluator blessed in an earlier run of this pipeline.
+  latest_blessed_model = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
+  evaluator = evaluator_component.Int8Evaluator(
+      examples=example_gen.outputs["examples"],
+      model=trainer_component.outputs["model"],
+      baseline_model=latest_blessed_model.outputs["model"],
+      min_int8_accuracy=min_int8_accuracy,
+      max_quantization_drop=max_quantization_drop,
+      baseline_tolerance=baseline_tolerance,
+  )
+  pusher = EdgeTpuPusher(
+      model=trainer_component.outputs["model"],
+      model_blessing=evaluator.outputs["blessing"],
+      evaluation=evaluator.outputs["evaluation"],
+      push_destination=push_destination or os.path.join(pipeline_root, "pushed_models"),
+      compiler_path=compiler_path,
+      compiler_flags=compiler_flags,
+      require_edgetpu=require_edgetpu,
+      require_full_edgetpu_mapping=require_full_edgetpu_mapping,
+  )
+
   components: List[Any] = [
       example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
-      trainer_component
+      trainer_component, latest_blessed_model, evaluator, pusher
   ]
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,

@@ -1,9 +1,11 @@
 """The pipeline on a real MNIST slice under LocalDagRunner, driven through `mnist-tfx run`."""
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -17,13 +19,16 @@ from tfx.types import artifact_utils
 
 from components import features
 from components.anomalies_gate import executor as anomalies_gate_executor
+from components.evaluator import executor as evaluator_executor
 from components.mnist_example_gen import idx
+from components.pusher import executor as pusher_executor
 from pipeline import PIPELINE_NAME, cli, local_runner, mlmd_queries
 from tests import mnist_slices
 
 # The slice is tiny: one in-process Beam worker is faster than spawning one per core.
 BEAM_ARGS = ["--beam-arg=--direct_running_mode=in_memory"]
-TRAIN_ARGS = ["--epochs", "2"]
+# Two epochs on 2,000 images reach about 0.9; bless from 0.8 so the slice exercises the push.
+TRAIN_ARGS = ["--epochs", "2", "--min-int8-accuracy", "0.8"]
 
 
 def run_cli(pipeline_root: str, data_dir: str, *extra: str) -> str:
@@ -79,6 +84,40 @@ def test_run_registers_every_artifact_in_mlmd(first_run, mnist_slice_dir):
     assert path in printed
 
 
+def read_metrics(evaluation) -> dict:
+  with open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+    return json.load(f)
+
+
+def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(first_run):
+  pipeline_root, printed = first_run
+  artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
+                                              PIPELINE_NAME)
+  metrics = read_metrics(artifacts["ModelEvaluation"])
+  assert metrics["blessed"] and metrics["baseline"] is None
+  assert artifacts["ModelBlessing"].get_int_custom_property("blessed") == 1
+  assert f"int8 accuracy {metrics['int8']['accuracy']:.4f}" in printed
+  assert metrics["reason"] in printed
+
+  pushed = artifacts["PushedModel"]
+  assert pushed.get_int_custom_property(pusher_executor.PUSHED_KEY) == 1
+  version_dir = pushed.get_string_custom_property(pusher_executor.PUSHED_DESTINATION_KEY)
+  assert version_dir == os.path.join(pipeline_root, "pushed_models", "1")
+  with open(os.path.join(version_dir, pusher_executor.MANIFEST_FILE)) as f:
+    manifest = json.load(f)
+  assert set(manifest["files"]) == set(os.listdir(version_dir)) - {pusher_executor.MANIFEST_FILE}
+  for name, described in manifest["files"].items():
+    with open(os.path.join(version_dir, name), "rb") as f:
+      assert hashlib.sha256(f.read()).hexdigest() == described["sha256"]
+  # The bytes pushed are the bytes the evaluator judged and blessed.
+  assert manifest["files"]["model.tflite"]["sha256"] == metrics["int8"]["tflite_sha256"] == (
+      artifacts["ModelBlessing"].get_string_custom_property("int8_tflite_sha256"))
+  # No edgetpu_compiler on this machine: the summary must say so, not claim a compiled model.
+  if shutil.which("edgetpu_compiler") is None:
+    assert not manifest["edgetpu"]["compiled"]
+    assert "edgetpu_compiler not installed" in printed
+
+
 def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
   """A well-formed dataset whose eval split lacks a digit: TFDV reports skew and nothing trains."""
   data_dir = str(tmp_path / "data")
@@ -106,12 +145,23 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
   assert not os.path.exists(os.path.join(pipeline_root, "Trainer"))
 
 
-def test_second_run_is_served_from_the_cache(first_run, mnist_slice_dir):
+def test_second_run_reuses_the_cache_and_compares_with_the_blessed_model(first_run,
+                                                                          mnist_slice_dir):
   pipeline_root, _ = first_run
+  first = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
+                                          PIPELINE_NAME)
   run_cli(pipeline_root, mnist_slice_dir)
   for node_id in ("MnistExampleGen", "StatisticsGen", "ExampleValidator", "Trainer"):
     states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
     assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
+  second = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
+                                           PIPELINE_NAME)
+  # The resolver found run 1's blessed model; the evaluator judged the candidate against it.
+  metrics = read_metrics(second["ModelEvaluation"])
+  assert metrics["baseline"]["model"]["uri"] == first["Model"].uri
+  assert "baseline" in metrics["reason"]
+  assert second["PushedModel"].get_string_custom_property(
+      pusher_executor.PUSHED_DESTINATION_KEY) == os.path.join(pipeline_root, "pushed_models", "2")
 
 
 def test_tensorboard_command_serves_training_scalars_and_graph(first_run):

@@ -1,17 +1,23 @@
 """The short report `mnist-tfx run` prints at the end: where everything is and what was decided."""
 
 
+import json
+import os
+
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from components.anomalies_gate import executor as anomalies_gate_executor
+from components.evaluator import executor as evaluator_executor
 from components.mnist_example_gen import executor as example_gen_executor
+from components.pusher import executor as pusher_executor
 from components.statistics_gen import executor as statistics_gen_executor
 from pipeline import mlmd_queries
 
 
 def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
-           metadata_path: str) -> str:
+           pipeline_root: str, metadata_path: str) -> str:
   """Describes the pipeline's last run from ML Metadata."""
   artifacts = mlmd_queries.last_run_artifacts(connection_config, pipeline_name)
   lines = [f"== {pipeline_name}: summary of the last run =="]
@@ -30,5 +36,29 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
     lines.append(f"Anomalies:           {anomalies.uri} "
                  f"({'none' if not found else f'{len(found)} found'})")
     lines.extend(f"  - {line}" for line in found)
+  if "Model" in artifacts:
+    lines.append(f"Trained model:       {artifacts['Model'].uri}")
+  evaluation = artifacts.get("ModelEvaluation")
+  if evaluation:
+    with fileio.open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+      metrics = json.load(f)
+    lines.append(f"Evaluation:          {evaluation.uri} (on {metrics['num_examples']} "
+                 f"{metrics['eval_split']} examples)")
+    lines.append(f"  int8 accuracy {metrics['int8']['accuracy']:.4f}, float accuracy "
+                 f"{metrics['float']['accuracy']:.4f}, quantization drop "
+                 f"{100 * metrics['quantization_accuracy_drop']:.2f} pp")
+    lines.append(f"  {'BLESSED' if metrics['blessed'] else 'NOT BLESSED'}: {metrics['reason']}")
+  pushed = artifacts.get("PushedModel")
+  if pushed:
+    if pushed.get_int_custom_property(pusher_executor.PUSHED_KEY):
+      lines.append("Pushed:              "
+                   f"{pushed.get_string_custom_property(pusher_executor.PUSHED_DESTINATION_KEY)}")
+      lines.append("  Edge TPU: "
+                   f"{pushed.get_string_custom_property(pusher_executor.EDGETPU_STATUS_KEY)}")
+    else:
+      lines.append("Pushed:              nothing ("
+                   f"{pushed.get_string_custom_property(pusher_executor.REASON_KEY)})")
   lines.append(f"ML Metadata:         {metadata_path}")
+  if "ModelRun" in artifacts:
+    lines.append(f"TensorBoard:         mnist-tfx tensorboard --pipeline-root {pipeline_root}")
   return "\n".join(lines)
