@@ -19,6 +19,9 @@ from components import int8_tflite
 from components.pusher import edgetpu_compatibility as compat
 from tests import mnist_slices
 
+# The converter warns that the float models' inputs carry no statistics; they need none.
+pytestmark = pytest.mark.filterwarnings("ignore:Statistics for quantized inputs")
+
 
 @pytest.fixture(scope="module")
 def calibration_images() -> np.ndarray:

@@ -118,7 +118,7 @@ class Executor(base_executor.BaseExecutor):
                 f"ModelBlessing {blessing.uri} is not blessed")
       logging.info("Not pushing model %s: %s", model.uri, reason)
       pushed_model.set_int_custom_property(PUSHED_KEY, 0)
-      pushed_model.set_string_custom_property(REASON_KEY, f"not blessed: {reason}")
+      pushed_model.set_string_custom_property(REASON_KEY, reason)
       return
 
     model_content = self._blessed_int8_model(model, blessing)
