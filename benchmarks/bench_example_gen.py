@@ -1,0 +1,85 @@
+"""MnistExampleGen benchmark: the executor on the full MNIST (70,000 images), per Beam mode.
+
+Times Executor.Do end to end (validation of the four files including SHA256SUMS, the Beam
+pipeline, writing every shard) with the DirectRunner in-process and with multi-processing on all
+cores (the pipeline's default Beam args). Prints a Markdown section for BENCHMARKS.md.
+
+  .venv/bin/python benchmarks/bench_example_gen.py [--repeats 2] [--input_dir data/mnist]
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import standard_artifacts
+
+from components.mnist_example_gen import executor
+from components.mnist_example_gen import idx
+
+MNIST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                         "mnist")
+MODES = {
+    "in-process (DirectRunner default)": [],
+    "multi-processing, all cores": ["--direct_running_mode=multi_processing",
+                                    "--direct_num_workers=0"],
+}
+
+
+def run_once(input_dir: str, beam_args, work_dir: str) -> float:
+  """Runs the executor into a fresh directory; returns the wall time in seconds."""
+  examples = standard_artifacts.Examples()
+  examples.uri = os.path.join(work_dir, "examples")
+  context = base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=beam_args, tmp_dir=os.path.join(work_dir, "tmp"), unique_id="bench")
+  start = time.perf_counter()
+  executor.Executor(context).Do({}, {executor.EXAMPLES_KEY: [examples]},
+                                {executor.INPUT_DIR_KEY: input_dir})
+  elapsed = time.perf_counter() - start
+  shutil.rmtree(work_dir)
+  return elapsed
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--input_dir", default=MNIST_DIR)
+  parser.add_argument("--repeats", type=int, default=2)
+  args = parser.parse_args()
+
+  load_before = os.getloadavg()[0]
+  start = time.perf_counter()
+  sources = idx.validate_input_dir(args.input_dir)
+  validation_seconds = time.perf_counter() - start
+  num_examples = sum(source.num_examples for source in sources.values())
+
+  rows = []
+  for mode, beam_args in MODES.items():
+    times = [run_once(args.input_dir, beam_args, tempfile.mkdtemp(prefix="bench_example_gen_"))
+             for _ in range(args.repeats)]
+    best = min(times)
+    rows.append(f"| {mode} | {best:.1f} s | {', '.join(f'{t:.1f}' for t in times)} | "
+                f"{num_examples / best:,.0f} |")
+
+  print(f"""## MnistExampleGen
+
+Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores
+({platform.processor() or platform.platform()}), Python {platform.python_version()}, 1-min load
+average {load_before:.1f} before the run, bytecode cache {"off" if sys.dont_write_bytecode else "on"}
+(multi-processing workers import Beam and TensorFlow afresh);
+`.venv/bin/python benchmarks/bench_example_gen.py --repeats {args.repeats}`.
+Executor.Do end to end on the full MNIST ({num_examples:,} images: validation with SHA256SUMS,
+Beam pipeline, {sum(executor.DEFAULT_NUM_SHARDS.values())} gzipped TFRecord shards). Validation alone:
+{validation_seconds:.1f} s.
+
+| Beam mode | best wall time | all runs (s) | examples/s (best) |
+|---|---|---|---|
+""" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+  main()
