@@ -122,6 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
                      "0.0.0.0 for every interface).")
   board.add_argument("--port", type=int, default=6006,
                      help="Port (default: %(default)s; 0 picks a free one).")
+  kfp = commands.add_parser(
+      "kubeflow", help="Compile the pipeline into a Kubeflow Pipelines v2 job spec.",
+      description="Writes OUTPUT_DIR/pipeline.json: the same pipeline, every component in IMAGE "
+      "(built from kubeflow/Dockerfile). Submit it with the KFP client or UI, e.g. "
+      "kfp.Client(host).create_run_from_pipeline_package('pipeline.json').")
+  kfp.add_argument("--image", required=True, help="Container image for every component.")
+  kfp.add_argument("--pipeline-root", required=True,
+                   help="Artifact root the cluster can write, e.g. gs://bucket/mnist-edgetpu.")
+  kfp.add_argument("--data-dir", required=True,
+                   help="MNIST-format IDX files the cluster can read, e.g. gs://bucket/mnist.")
+  kfp.add_argument("--output-dir", default=".", help="Where pipeline.json goes (default: .).")
+  kfp.add_argument("--pipeline-name", default=PIPELINE_NAME,
+                   help="The pipeline's name (default: %(default)s).")
+  kfp.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
+                   help="A Beam option for the Beam-based components, repeatable, e.g. "
+                   "--beam-arg=--runner=DataflowRunner --beam-arg=--project=P.")
+  kfp.add_argument("--epochs", type=int, help="Training epochs (default: the trainer's).")
+  kfp.add_argument("--train-config", action="append", default=[], metavar="KEY=VALUE",
+                   type=_key_value, help="A trainer hyperparameter, repeatable (as for run).")
   return parser
 
 
@@ -183,6 +202,15 @@ def tensorboard_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def kubeflow_command(args: argparse.Namespace) -> int:
+  from kubeflow import runner
+  runner.compile_pipeline(args.output_dir, image=args.image, pipeline_root=args.pipeline_root,
+                          data_dir=args.data_dir, beam_pipeline_args=args.beam_args,
+                          pipeline_name=args.pipeline_name, train_config=_train_config(args))
+  print(f"Kubeflow Pipelines v2 job spec: {os.path.join(args.output_dir, runner.SPEC_FILE_NAME)}")
+  return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   from absl import logging
@@ -191,6 +219,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_command(args)
   if args.command == "tensorboard":
     return tensorboard_command(args)
+  if args.command == "kubeflow":
+    return kubeflow_command(args)
   raise AssertionError(f"unhandled command {args.command}")
 
 

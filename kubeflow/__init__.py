@@ -1,0 +1,1 @@
+"""Compiles the pipeline for Kubeflow Pipelines v2 (the same wiring as the local run)."""

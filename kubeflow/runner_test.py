@@ -1,0 +1,46 @@
+"""The pipeline compiles to a Kubeflow Pipelines v2 job spec with the same wiring as locally."""
+
+import json
+
+from kubeflow import runner
+from pipeline import cli
+
+IMAGE = "registry.example/mnist-edgetpu-tfx:test"
+
+
+def test_compiles_every_component_with_the_data_gate_before_training(tmp_path):
+  spec = runner.compile_pipeline(
+      str(tmp_path), image=IMAGE, pipeline_root="gs://bucket/root", data_dir="gs://bucket/mnist",
+      beam_pipeline_args=["--runner=DataflowRunner"], train_config={"epochs": 3})
+  tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+  assert set(tasks) == {
+      "MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomaliesGate",
+      "Trainer", "Int8Evaluator", "EdgeTpuPusher",
+      # KFP v2 splits the latest-blessed-model resolver into a blessing and a model lookup.
+      "latest_blessed_model_resolver-model-blessing-resolver",
+      "latest_blessed_model_resolver-model-resolver"}
+  # Nothing is trained before the gate passed.
+  assert "AnomaliesGate" in tasks["Trainer"]["dependentTasks"]
+  executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
+  images = {e["container"]["image"] for e in executors.values() if "container" in e}
+  assert images == {IMAGE}
+  assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
+  serialized = str(executors)
+  for executor_class in ("components.mnist_example_gen.executor.Executor",
+                         "components.anomalies_gate.executor.Executor",
+                         "components.evaluator.executor.Executor",
+                         "components.pusher.executor.Executor"):
+    assert executor_class in serialized
+  assert "--runner=DataflowRunner" in serialized
+
+
+def test_mnist_tfx_kubeflow_writes_the_job_spec(tmp_path, capsys):
+  assert cli.main(["kubeflow", "--image", IMAGE, "--pipeline-root", "gs://bucket/root",
+                   "--data-dir", "gs://bucket/mnist", "--output-dir", str(tmp_path),
+                   "--epochs", "4"]) == 0
+  spec_path = tmp_path / runner.SPEC_FILE_NAME
+  assert str(spec_path) in capsys.readouterr().out
+  trainer = json.loads(spec_path.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]
+  value = trainer["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]
+  custom_config = json.loads(value["stringValue"])
+  assert custom_config["epochs"] == 4
