@@ -65,6 +65,8 @@ def main() -> None:
   validation_seconds = time.perf_counter() - start
   num_examples = sum(source.num_examples for source in sources.values())
 
+  bytecode_cache = "off" if sys.dont_write_bytecode else "on"
+  num_shards = sum(executor.DEFAULT_NUM_SHARDS.values())
   rows = []
   for mode, beam_args in MODES.items():
     runs = [run_once(args.input_dir, beam_args, tempfile.mkdtemp(prefix="bench_example_gen_"))
@@ -77,12 +79,11 @@ def main() -> None:
 
 Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores
 ({platform.processor() or platform.platform()}), Python {platform.python_version()}, 1-min load
-average {load_before:.1f} before the run, bytecode cache {"off" if sys.dont_write_bytecode else "on"}
+average {load_before:.1f} before the run, bytecode cache {bytecode_cache}
 (multi-processing workers import Beam and TensorFlow afresh);
 `.venv/bin/python benchmarks/bench_example_gen.py --repeats {args.repeats}`.
 Executor.Do end to end on the full MNIST ({num_examples:,} images: validation with SHA256SUMS,
-Beam pipeline, {sum(executor.DEFAULT_NUM_SHARDS.values())} gzipped TFRecord shards). Validation alone:
-{validation_seconds:.1f} s.
+Beam pipeline, {num_shards} gzipped TFRecord shards). Validation alone: {validation_seconds:.1f} s.
 
 | Beam mode | best wall time | all runs (s) | examples/s (best) | CPU time (best run) |
 |---|---|---|---|---|

@@ -1,4 +1,4 @@
-"""Data fixtures: small real slices of MNIST, as IDX files and as the Examples MnistExampleGen writes."""
+"""Data fixtures: real slices of MNIST, as IDX files and as the Examples MnistExampleGen writes."""
 
 import pytest
 from tfx.types import standard_artifacts

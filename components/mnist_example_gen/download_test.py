@@ -2,7 +2,6 @@
 
 import http.server
 import os
-import shutil
 import threading
 
 import pytest

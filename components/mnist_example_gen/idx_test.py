@@ -110,6 +110,13 @@ def relabel_out_of_range(directory):
   return idx.TRAIN_LABELS, "label 10 at index 7 is out of range 0-9"
 
 
+def empty_split(directory):
+  images, labels = idx.read_pair(*idx.split_paths(directory, "eval"))
+  mnist_slices.write_idx(path_of(directory, idx.EVAL_IMAGES), images[:0], idx.IMAGES_MAGIC)
+  mnist_slices.write_idx(path_of(directory, idx.EVAL_LABELS), labels[:0], idx.LABELS_MAGIC)
+  return idx.EVAL_IMAGES, "contains no images"
+
+
 def alter_after_checksum(directory):
   mnist_slices.write_sha256sums(directory)
   mnist_slices.flip_pixel(path_of(directory, idx.EVAL_IMAGES))  # Only the checksum can tell.
@@ -141,7 +148,7 @@ def garble_sha256sums(directory):
 
 @pytest.mark.parametrize("damage", [
     remove_file, truncate_gzip, truncate_payload, swap_magic, drop_labels, crop_images,
-    relabel_out_of_range, alter_after_checksum, remove_listed_file, leave_file_unlisted,
+    relabel_out_of_range, empty_split, alter_after_checksum, remove_listed_file, leave_file_unlisted,
     garble_sha256sums,
 ], ids=lambda damage: damage.__name__)
 def test_bad_input_is_rejected_naming_file_and_problem(slice_dir, damage):
