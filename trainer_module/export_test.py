@@ -8,8 +8,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from components import features
 from components import int8_tflite
-from tests import mnist_slices
-from tests import fixtures_data
+from tests import fixtures_model
 
 # What the Edge TPU compiler maps whole; any QUANTIZE/DEQUANTIZE means float crept in.
 EXPECTED_INT8_OPS = {"CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
@@ -19,8 +18,7 @@ _OP_NAMES = {code: name for name, code in vars(tflite.BuiltinOperator).items()
 
 @pytest.fixture(scope="module")
 def slice_eval():
-  images, labels = mnist_slices.load_full(features.EVAL_SPLIT)
-  return images[:fixtures_data.SLICE_EVAL], labels[:fixtures_data.SLICE_EVAL]
+  return fixtures_model.slice_eval_digits()
 
 
 @pytest.fixture(scope="module")

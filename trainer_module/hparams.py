@@ -23,7 +23,7 @@ class HParams:
   conv_kernel_size: int = 3
   dense_units: int = 128  # The CNN's hidden dense layer.
   mlp_units: int = 512  # The MLP's hidden layer.
-  max_shift: int = 0  # Random translation of training images by up to this many pixels.
+  max_shift: int = 2  # Random translation of training images by up to this many pixels.
   quant_delay: int = 0  # Steps with float math before fake quant switches on (ranges always track).
   ema_decay: float = 0.99  # Moving-average decay of the activation ranges.
   seed: int = 0

@@ -34,6 +34,8 @@ class _QatNetwork(tf.Module):
   def _drop(self, x: tf.Tensor, training: bool, dropout_seed: Optional[tf.Tensor]) -> tf.Tensor:
     if not training or self.dropout == 0.0:
       return x
+    if dropout_seed is None:
+      raise ValueError("Training with dropout needs a dropout_seed (stateless, reproducible).")
     return tf.nn.experimental.stateless_dropout(x, rate=self.dropout, seed=dropout_seed)
 
   def activation_quantizers(self) -> Sequence[quantizers.MovingAverageQuantizer]:

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import numpy as np
@@ -40,6 +40,7 @@ class TrainingResult:
   steps: int
   epochs: int  # Epochs completed, counting those restored from a checkpoint.
   examples_per_second: float  # Training throughput of this process's epochs (0 if none ran).
+  epoch_examples_per_second: Tuple[float, ...]  # Per epoch run by this process (first: tracing).
   train_seconds: float  # Wall time of this process's epochs, evaluation included.
   checkpoint_dir: str
 
@@ -61,6 +62,43 @@ def _shift(images: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
   cols = offsets[:, 1:] + tf.range(size)[tf.newaxis]
   shifted = tf.gather(padded, rows, axis=1, batch_dims=1)
   return tf.gather(shifted, cols, axis=2, batch_dims=1)
+
+
+def _count_correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
+                               tf.float32))
+
+
+def _quantize_at(hp: hparams_lib.HParams, step) -> Union[bool, tf.Tensor]:
+  """Fake quant is on from step quant_delay on (the ranges track from step 0)."""
+  return step >= hp.quant_delay
+
+
+def make_train_step(network: model_lib.Network, adam: optimizer_lib.Adam,
+                    hp: hparams_lib.HParams, steps_per_epoch: int, total_steps: int):
+  """One traced Adam step: (uint8 pixels [N, 784], labels [N]) -> (summed loss, correct
+  predictions, learning rate, fake quant on); the step counter selects fake quant, the learning
+  rate and the dropout/shift seeds inside the graph, so one trace serves the whole run."""
+  parameters = network.trainable_variables
+
+  # autograph=False: the step has no data-dependent Python control flow, and tracing is faster.
+  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC], autograph=False)
+  def train_step(pixels, labels):
+    step = adam.step.read_value()
+    quantize = _quantize_at(hp, step)
+    seed = tf.stack([tf.constant(hp.seed, tf.int64), step])
+    images = features.to_images(pixels)
+    if hp.max_shift:
+      images = _shift(images, hp.max_shift, seed)
+    lr = optimizer_lib.learning_rate(hp, step, steps_per_epoch, total_steps)
+    with tf.GradientTape() as tape:
+      logits = network(images, quantize=quantize, training=True, dropout_seed=seed)
+      losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+      loss = tf.reduce_mean(losses)
+    adam.apply(lr, tape.gradient(loss, parameters), parameters)
+    return tf.reduce_sum(losses), _count_correct(logits, labels), lr, quantize
+
+  return train_step
 
 
 def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
@@ -98,95 +136,81 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
 
   train_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, TRAIN_LOG_SUBDIR))
   eval_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, EVAL_LOG_SUBDIR))
-  quantizer_names = [(q.name, q) for q in network.activation_quantizers()]
+  activation_quantizers = network.activation_quantizers()
 
-  def quantize_now():
-    return adam.step >= hp.quant_delay
+  train_step = make_train_step(network, adam, hp, steps_per_epoch, total_steps)
 
-  def write_step_summaries(step, loss, accuracy, lr):
-    tf.summary.scalar("loss", loss, step=step)
-    tf.summary.scalar("accuracy", accuracy, step=step)
-    tf.summary.scalar("learning_rate", lr, step=step)
-    tf.summary.scalar("fake_quant_active", tf.cast(quantize_now(), tf.float32), step=step)
-    for name, quantizer in quantizer_names:
-      tf.summary.scalar(f"quant_ranges/{name}/min", quantizer.min, step=step)
-      tf.summary.scalar(f"quant_ranges/{name}/max", quantizer.max, step=step)
-    for variable in parameters:
-      tf.summary.histogram(f"weights/{variable.name}", variable, step=step)
+  @tf.function(autograph=False)
+  def write_step_summaries(step, loss, accuracy, lr, quantize):
+    # A constant record_if: the caller picks the steps, and the graph needs no cond per summary.
+    with tf.summary.record_if(True):
+      tf.summary.scalar("loss", loss, step=step)
+      tf.summary.scalar("accuracy", accuracy, step=step)
+      tf.summary.scalar("learning_rate", lr, step=step)
+      tf.summary.scalar("fake_quant_active", tf.cast(quantize, tf.float32), step=step)
+      for quantizer in activation_quantizers:
+        tf.summary.scalar(f"quant_ranges/{quantizer.name}/min", quantizer.min, step=step)
+        tf.summary.scalar(f"quant_ranges/{quantizer.name}/max", quantizer.max, step=step)
+      for variable in parameters:
+        tf.summary.histogram(f"weights/{variable.name.split(':')[0]}", variable, step=step)
 
-  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC])
-  def train_step(pixels, labels):
-    step = adam.step.read_value()
-    seed = tf.stack([tf.constant(hp.seed, tf.int64), step])
-    images = features.to_images(pixels)
-    if hp.max_shift:
-      images = _shift(images, hp.max_shift, seed)
-    lr = optimizer_lib.learning_rate(hp, step, steps_per_epoch, total_steps)
-    with tf.GradientTape() as tape:
-      logits = network(images, quantize=quantize_now(), training=True, dropout_seed=seed)
-      loss = tf.reduce_mean(
-          tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-    adam.apply(lr, tape.gradient(loss, parameters), parameters)
-    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
-                                    tf.float32))
-    with tf.summary.record_if(tf.equal(step % hp.summary_every_steps, 0)):
-      write_step_summaries(step, loss, correct / tf.cast(tf.shape(labels)[0], tf.float32), lr)
-    return loss * tf.cast(tf.shape(labels)[0], tf.float32), correct
-
-  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC])
+  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC], autograph=False)
   def eval_step(pixels, labels):
-    logits = network(features.to_images(pixels), quantize=quantize_now(), training=False)
-    loss = tf.reduce_sum(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-    return loss, tf.reduce_sum(tf.cast(
-        tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels), tf.float32))
+    logits = network(features.to_images(pixels), quantize=_quantize_at(hp, adam.step), training=False)
+    return (tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                         logits=logits)),
+            _count_correct(logits, labels))
 
   def evaluate():
-    sums = np.zeros(2)
-    for pixels, labels in data.eval_batches(eval_pixels, eval_labels):
-      sums += [float(v) for v in eval_step(pixels, labels)]
-    return sums[0] / len(eval_labels), sums[1] / len(eval_labels)
+    sums = [tf.add_n(values) for values in zip(*(
+        eval_step(pixels, labels) for pixels, labels in data.eval_batches(eval_pixels,
+                                                                          eval_labels)))]
+    return float(sums[0]) / len(eval_labels), float(sums[1]) / len(eval_labels)
 
   with train_writer.as_default():
     tf.summary.image("input_images", features.to_images(train_pixels[:_NUM_LOGGED_IMAGES]),
                      step=0, max_outputs=_NUM_LOGGED_IMAGES)
 
-  trained_examples, trained_seconds, traced = 0, 0.0, False
+  trained_examples, trained_seconds, epoch_throughputs = 0, 0.0, []
   eval_loss, eval_accuracy = evaluate()
+  step = int(adam.step.numpy())
   for epoch in range(int(epochs_done.numpy()), hp.epochs):
-    if int(adam.step.numpy()) >= total_steps:
+    if step >= total_steps:
       break
     start = time.perf_counter()
-    loss_sum = correct_sum = examples = 0.0
+    loss_sum, correct_sum, examples = tf.constant(0.0), tf.constant(0.0), 0
     with train_writer.as_default():
       for pixels, labels in data.epoch_batches(train_pixels, train_labels, hp.batch_size,
                                                hp.seed, epoch):
-        if int(adam.step.numpy()) >= total_steps:
+        if step >= total_steps:
           break
-        if not traced:
+        trace = not trained_examples and not examples  # The first step of this process.
+        if trace:
           tf.summary.trace_on(graph=True, profiler=False)
-        loss, correct = train_step(pixels, labels)
-        if not traced:
-          tf.summary.trace_export("train_step", step=0)
-          traced = True
-        loss_sum += float(loss)
-        correct_sum += float(correct)
+        loss, correct, lr, quantize = train_step(pixels, labels)
+        if trace:
+          tf.summary.trace_export("train_step", step=step)
+        if step % hp.summary_every_steps == 0:
+          write_step_summaries(tf.constant(step, tf.int64), loss / len(labels),
+                               correct / len(labels), lr, quantize)
+        loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
         examples += len(labels)
+        step += 1
       epoch_seconds = time.perf_counter() - start
-      examples_per_second = examples / epoch_seconds
-      tf.summary.scalar("examples_per_second", examples_per_second, step=adam.step)
+      epoch_throughputs.append(examples / epoch_seconds)
+      tf.summary.scalar("examples_per_second", epoch_throughputs[-1], step=step)
     eval_loss, eval_accuracy = evaluate()
     with eval_writer.as_default():
-      tf.summary.scalar("loss", eval_loss, step=adam.step)
-      tf.summary.scalar("accuracy", eval_accuracy, step=adam.step)
+      tf.summary.scalar("loss", eval_loss, step=step)
+      tf.summary.scalar("accuracy", eval_accuracy, step=step)
     trained_examples += examples
     trained_seconds += time.perf_counter() - start
     epochs_done.assign(epoch + 1)
     manager.save(checkpoint_number=epoch + 1)
     logging.info("Epoch %d/%d: loss %.4f, train accuracy %.4f, eval accuracy %.4f, "
                  "%.0f examples/s, fake quant %s.", epoch + 1, hp.epochs,
-                 loss_sum / max(examples, 1), correct_sum / max(examples, 1), eval_accuracy,
-                 examples_per_second, "on" if bool(quantize_now()) else "off")
+                 float(loss_sum) / examples, float(correct_sum) / examples, eval_accuracy,
+                 epoch_throughputs[-1], "on" if _quantize_at(hp, step) else "off")
   train_writer.flush()
   eval_writer.flush()
 
@@ -197,4 +221,5 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
       eval_accuracy=eval_accuracy, eval_loss=eval_loss, steps=int(adam.step.numpy()),
       epochs=int(epochs_done.numpy()),
       examples_per_second=trained_examples / trained_seconds if trained_seconds else 0.0,
+      epoch_examples_per_second=tuple(epoch_throughputs),
       train_seconds=trained_seconds, checkpoint_dir=checkpoint_dir)

@@ -1,0 +1,145 @@
+"""Trainer benchmark on the full MNIST: int8 test accuracy, training time, and QAT throughput.
+
+Trains the hand-built QAT CNN at default settings on all 60,000 training images, converts it with
+components.int8_tflite and scores the int8 model on the 10,000 test images; then times the same
+architecture built in Keras and made quantization-aware with tfmot's quantize_model, same batch
+size, same machine. Prints a Markdown section for BENCHMARKS.md.
+
+  .venv/bin/python benchmarks/bench_trainer.py [--config '{"epochs": 12}'] [--skip_keras]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from components import features
+from components import int8_tflite
+from components.mnist_example_gen import idx
+from trainer_module import hparams as hparams_lib
+from trainer_module import keras_baseline
+from trainer_module import train
+
+MNIST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                         "mnist")
+
+
+def load_idx(split):
+  images_name, labels_name = ((idx.TRAIN_IMAGES, idx.TRAIN_LABELS) if split == "train" else
+                              (idx.EVAL_IMAGES, idx.EVAL_LABELS))
+  return idx.read_pair(os.path.join(MNIST_DIR, f"{images_name}.gz"),
+                       os.path.join(MNIST_DIR, f"{labels_name}.gz"))
+
+
+def write_examples(root):
+  """Writes the full MNIST as an Examples-artifact-like dir of gzipped TFRecords."""
+  for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT):
+    split_dir = os.path.join(root, f"Split-{split}")
+    os.makedirs(split_dir)
+    images, labels = load_idx(split)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"),
+                              options) as writer:
+      for image, label in zip(images, labels):
+        writer.write(features.to_tf_example(image, label).SerializeToString())
+
+
+def int8_accuracy(model_bytes, images, labels):
+  interpreter = Interpreter(model_content=model_bytes)
+  interpreter.allocate_tensors()
+  (input_details,), (output_details,) = (interpreter.get_input_details(),
+                                         interpreter.get_output_details())
+  scale, zero_point = input_details["quantization"]
+  scaled = features.to_images(images.reshape(len(images), -1)).numpy()
+  quantized = np.clip(np.round(scaled / scale) + zero_point, -128, 127).astype(np.int8)
+  correct = 0
+  for image, label in zip(quantized, labels):
+    interpreter.set_tensor(input_details["index"], image[np.newaxis])
+    interpreter.invoke()
+    correct += int(np.argmax(interpreter.get_tensor(output_details["index"])[0]) == label)
+  return correct / len(labels)
+
+
+
+
+def keras_throughput(hp, epochs=2):
+  """Examples/s of the same CNN in Keras + tfmot quantize_model (last epoch, after tracing)."""
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  images, labels = load_idx(features.TRAIN_SPLIT)
+  x = features.to_images(images.reshape(len(images), -1)).numpy()
+  model = keras_baseline.build_model(hp, quantize=True)
+  model.compile(optimizer=tf_keras.optimizers.Adam(hp.learning_rate),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+  times = []
+
+  class EpochTimer(tf_keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+      self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+      times.append(time.perf_counter() - self.start)
+
+  model.fit(x, labels.astype(np.int32), batch_size=hp.batch_size, epochs=epochs, verbose=2,
+            callbacks=[EpochTimer()], shuffle=True)
+  return len(labels) / times[-1]
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--config", default="{}", help="custom_config JSON for the trainer")
+  parser.add_argument("--skip_keras", action="store_true")
+  parser.add_argument("--work_dir", default="")
+  args = parser.parse_args()
+  logging.set_verbosity(logging.INFO)
+  hp = hparams_lib.HParams.from_config(json.loads(args.config))
+  work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_trainer_")
+  examples = os.path.join(work_dir, "examples")
+  if not os.path.exists(examples):
+    write_examples(examples)
+  run_dir = tempfile.mkdtemp(dir=work_dir)
+
+  start = time.perf_counter()
+  result = train.train_and_export(
+      [os.path.join(examples, "Split-train", "*")], [os.path.join(examples, "Split-eval", "*")],
+      os.path.join(run_dir, "serving_model"), os.path.join(run_dir, "model_run"), hp)
+  wall = time.perf_counter() - start
+  test_images, test_labels = load_idx(features.EVAL_SPLIT)
+  int8 = int8_accuracy(int8_tflite.convert_to_int8_tflite(os.path.join(run_dir, "serving_model")),
+                       test_images, test_labels)
+  steady = statistics.median(result.epoch_examples_per_second[1:] or
+                             result.epoch_examples_per_second)
+  keras = None if args.skip_keras else keras_throughput(hp)
+
+  lines = [
+      f"Run {datetime.date.today().isoformat()} on {platform.node()} ({os.cpu_count()} cores, "
+      f"{platform.processor() or platform.machine()}), config {json.dumps(json.loads(args.config))}:",
+      "",
+      "| metric | value | target |",
+      "| --- | --- | --- |",
+      f"| int8 TFLite test accuracy (10,000 images) | {int8:.2%} | >= 99.4 % |",
+      f"| fake-quant float test accuracy | {result.eval_accuracy:.2%} | |",
+      f"| int8 - float | {100 * (int8 - result.eval_accuracy):+.2f} pp | |",
+      f"| training wall time ({result.epochs} epochs, load + train + eval + export) | "
+      f"{wall:.0f} s | <= 240 s |",
+      f"| hand-built QAT throughput (median epoch after the first) | {steady:.0f} examples/s | |",
+  ]
+  if keras:
+    lines += [
+        f"| Keras + tfmot quantize_model throughput (epoch 2), batch {hp.batch_size} | "
+        f"{keras:.0f} examples/s | |",
+        f"| hand-built / Keras | {steady / keras:.2f}x | >= 1.0x |",
+    ]
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  main()
