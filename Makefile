@@ -13,11 +13,13 @@ test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # A venv with pip seeded (TFX installs user modules with pip), uv inside it for a fast,
-# reproducible install from the lock file, then this project without re-resolving.
+# reproducible install from the lock file, then this project without re-resolving. Bytecode is
+# compiled at install time: with PYTHONDONTWRITEBYTECODE set, every process (Beam workers too)
+# would otherwise recompile TensorFlow's sources on import, tens of seconds each.
 $(INSTALLED): requirements.lock setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -r requirements.lock
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(VENV)/bin/python -r requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python --no-deps -e .
 	touch $@
 
