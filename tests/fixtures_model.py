@@ -18,7 +18,7 @@ from trainer_module import train
 
 # Small batches and no shift augmentation: two epochs of the 2,000-image slice then learn enough
 # (~95 %) in seconds.
-SLICE_HPARAMS = {"epochs": 2, "batch_size": 32, "max_shift": 0}
+SLICE_HPARAMS = {"epochs": 2, "batch_size": 16, "max_shift": 0}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Training input: the Examples artifact's gzipped TFRecords, parsed with the shared FEATURE_SPEC.
 
 A split is read once through tf.data into memory (MNIST is 47 MB as uint8); each epoch is then a
-shuffle seeded by (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one does.
+shuffle seeded by (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one
+does.
 """
 
 from typing import Iterable, Tuple
@@ -28,9 +29,12 @@ def load_split(file_patterns: Iterable[str]) -> Tuple[np.ndarray, np.ndarray]:
     return (tf.cast(parsed[features.IMAGE_KEY], tf.uint8),
             tf.cast(parsed[features.LABEL_KEY], tf.int32))
 
-  dataset = (tf.data.TFRecordDataset(_glob(file_patterns), compression_type="GZIP")
-             .batch(_READ_BATCH).map(parse))
-  pixels, labels = zip(*((p.numpy(), l.numpy()) for p, l in dataset))
+  files = _glob(file_patterns)
+  batches = [(p.numpy(), l.numpy()) for p, l in
+             tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH).map(parse)]
+  if not batches:
+    raise ValueError(f"The TFRecord files {files} hold no examples.")
+  pixels, labels = zip(*batches)
   return np.concatenate(pixels), np.concatenate(labels)
 
 

@@ -23,7 +23,8 @@ class ServingModule(tf.Module):
   def _probabilities(self, images: tf.Tensor):
     return {features.PROBABILITIES_OUTPUT: self._probabilities_fn(images)}
 
-  @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)])
+  @tf.function(autograph=False, input_signature=[
+      tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)])
   def serve_examples(self, examples):
     pixels = tf.io.parse_example(
         examples, {features.IMAGE_KEY: features.FEATURE_SPEC[features.IMAGE_KEY]})

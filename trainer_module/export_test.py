@@ -50,7 +50,8 @@ def test_signatures_agree_on_the_same_images(trained_model_dir, slice_eval):
   from_examples = loaded.signatures[features.SERVING_SIGNATURE](
       **{features.EXAMPLES_INPUT: examples})[features.PROBABILITIES_OUTPUT].numpy()
   from_images = loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](
-      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[features.PROBABILITIES_OUTPUT].numpy()
+      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[
+          features.PROBABILITIES_OUTPUT].numpy()
   single = np.concatenate([loaded.signatures[features.SINGLE_IMAGE_SIGNATURE](
       **{features.IMAGES_INPUT: tf.constant(_scaled(image[np.newaxis]))})[
           features.PROBABILITIES_OUTPUT].numpy() for image in images])

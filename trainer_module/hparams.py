@@ -63,8 +63,6 @@ class HParams:
       try:
         if isinstance(default, tuple):
           values[name] = tuple(int(v) for v in value)
-        elif isinstance(default, bool):
-          values[name] = bool(value)
         else:
           values[name] = type(default)(value)
       except (TypeError, ValueError) as e:

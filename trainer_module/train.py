@@ -101,6 +101,45 @@ def make_train_step(network: model_lib.Network, adam: optimizer_lib.Adam,
   return train_step
 
 
+def _make_step_summaries(network: model_lib.Network):
+  """(step, loss, accuracy, lr, quantize) -> writes the step's scalars, ranges and histograms."""
+  quantizers = network.activation_quantizers()
+
+  @tf.function(autograph=False)
+  def write_step_summaries(step, loss, accuracy, lr, quantize):
+    # A constant record_if: the caller picks the steps, and the graph needs no cond per summary.
+    with tf.summary.record_if(True):
+      tf.summary.scalar("loss", loss, step=step)
+      tf.summary.scalar("accuracy", accuracy, step=step)
+      tf.summary.scalar("learning_rate", lr, step=step)
+      tf.summary.scalar("fake_quant_active", tf.cast(quantize, tf.float32), step=step)
+      for quantizer in quantizers:
+        tf.summary.scalar(f"quant_ranges/{quantizer.name}/min", quantizer.min, step=step)
+        tf.summary.scalar(f"quant_ranges/{quantizer.name}/max", quantizer.max, step=step)
+      for variable in network.trainable_variables:
+        tf.summary.histogram(f"weights/{variable.name.split(':')[0]}", variable, step=step)
+
+  return write_step_summaries
+
+
+def _make_evaluation(network: model_lib.Network, adam: optimizer_lib.Adam,
+                     hp: hparams_lib.HParams, pixels: np.ndarray, labels: np.ndarray):
+  """() -> (mean loss, accuracy) on the eval split, fake quant as at the current step."""
+  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC], autograph=False)
+  def eval_step(batch_pixels, batch_labels):
+    logits = network(features.to_images(batch_pixels), quantize=_quantize_at(hp, adam.step),
+                     training=False)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batch_labels, logits=logits)
+    return tf.reduce_sum(losses), _count_correct(logits, batch_labels)
+
+  def evaluate():
+    loss_sum, correct_sum = (tf.add_n(sums) for sums in zip(*(
+        eval_step(*batch) for batch in data.eval_batches(pixels, labels))))
+    return float(loss_sum) / len(labels), float(correct_sum) / len(labels)
+
+  return evaluate
+
+
 def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
                      serving_model_dir: str, model_run_dir: str,
                      hparams: Union[hparams_lib.HParams, Mapping[str, Any], None] = None,
@@ -123,8 +162,7 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
                total_steps, hp)
 
   network = model_lib.build(hp)
-  parameters = network.trainable_variables
-  adam = optimizer_lib.Adam(parameters)
+  adam = optimizer_lib.Adam(network.trainable_variables)
   epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
   checkpoint = tf.train.Checkpoint(network=network, optimizer=adam, epochs_done=epochs_done)
   checkpoint_dir = checkpoint_dir_for(hp, train_files, model_run_dir)
@@ -136,36 +174,9 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
 
   train_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, TRAIN_LOG_SUBDIR))
   eval_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, EVAL_LOG_SUBDIR))
-  activation_quantizers = network.activation_quantizers()
-
   train_step = make_train_step(network, adam, hp, steps_per_epoch, total_steps)
-
-  @tf.function(autograph=False)
-  def write_step_summaries(step, loss, accuracy, lr, quantize):
-    # A constant record_if: the caller picks the steps, and the graph needs no cond per summary.
-    with tf.summary.record_if(True):
-      tf.summary.scalar("loss", loss, step=step)
-      tf.summary.scalar("accuracy", accuracy, step=step)
-      tf.summary.scalar("learning_rate", lr, step=step)
-      tf.summary.scalar("fake_quant_active", tf.cast(quantize, tf.float32), step=step)
-      for quantizer in activation_quantizers:
-        tf.summary.scalar(f"quant_ranges/{quantizer.name}/min", quantizer.min, step=step)
-        tf.summary.scalar(f"quant_ranges/{quantizer.name}/max", quantizer.max, step=step)
-      for variable in parameters:
-        tf.summary.histogram(f"weights/{variable.name.split(':')[0]}", variable, step=step)
-
-  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC], autograph=False)
-  def eval_step(pixels, labels):
-    logits = network(features.to_images(pixels), quantize=_quantize_at(hp, adam.step), training=False)
-    return (tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                         logits=logits)),
-            _count_correct(logits, labels))
-
-  def evaluate():
-    sums = [tf.add_n(values) for values in zip(*(
-        eval_step(pixels, labels) for pixels, labels in data.eval_batches(eval_pixels,
-                                                                          eval_labels)))]
-    return float(sums[0]) / len(eval_labels), float(sums[1]) / len(eval_labels)
+  write_step_summaries = _make_step_summaries(network)
+  evaluate = _make_evaluation(network, adam, hp, eval_pixels, eval_labels)
 
   with train_writer.as_default():
     tf.summary.image("input_images", features.to_images(train_pixels[:_NUM_LOGGED_IMAGES]),

@@ -128,6 +128,17 @@ def test_missing_training_data_fails_before_anything_is_written(tmp_path):
   assert not os.path.exists(tmp_path / "out")
 
 
+def test_empty_training_split_fails_before_anything_is_written(examples_dir, tmp_path):
+  empty_examples = tmp_path / "empty_examples"
+  shutil.copytree(examples_dir, empty_examples)
+  for train_file in (empty_examples / "Split-train").iterdir():
+    with tf.io.TFRecordWriter(str(train_file), tf.io.TFRecordOptions(compression_type="GZIP")):
+      pass
+  with pytest.raises(ValueError, match="hold no examples"):
+    fixtures_model.train_on_slice(str(empty_examples), str(tmp_path / "out"), {})
+  assert not os.path.exists(tmp_path / "out")
+
+
 def test_hparams_from_json_config():
   hp = hparams_lib.HParams.from_config({"conv_filters": [16, 32], "learning_rate": 1,
                                         "epochs": "3"})
