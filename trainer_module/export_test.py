@@ -114,3 +114,14 @@ def test_untrained_model_is_exported_and_bad(untrained_model_dir, slice_eval):
       **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[features.PROBABILITIES_OUTPUT],
                           axis=1)
   assert np.mean(predictions == labels) < 0.3
+
+
+def test_mlp_variant_converts_to_int8(examples_dir, tmp_path):
+  mlp = fixtures_model.train_on_slice(examples_dir, str(tmp_path),
+                                     {**fixtures_model.SLICE_HPARAMS, "model": "mlp"})
+  assert mlp.result.eval_accuracy > 0.8
+  model_bytes = int8_tflite.convert_to_int8_tflite(mlp.serving_model_dir)
+  assert set(_op_names(model_bytes)) == {"RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
+  interpreter = Interpreter(model_content=model_bytes)
+  assert interpreter.get_input_details()[0]["dtype"] == np.int8
+  assert interpreter.get_output_details()[0]["dtype"] == np.int8
