@@ -47,7 +47,7 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
     lines.append(f"  int8 accuracy {metrics['int8']['accuracy']:.4f}, float accuracy "
                  f"{metrics['float']['accuracy']:.4f}, quantization drop "
                  f"{100 * metrics['quantization_accuracy_drop']:.2f} pp")
-    lines.append(f"  {'BLESSED' if metrics['blessed'] else 'NOT BLESSED'}: {metrics['reason']}")
+    lines.append(f"  Verdict: {metrics['reason']}")
   pushed = artifacts.get("PushedModel")
   if pushed:
     if pushed.get_int_custom_property(pusher_executor.PUSHED_KEY):

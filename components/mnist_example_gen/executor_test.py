@@ -13,6 +13,7 @@ from tfx.types import standard_artifacts
 from components import features
 from components.mnist_example_gen import executor
 from components.mnist_example_gen import idx
+from tests import mnist_slices
 
 
 def shard_files(examples_uri: str, split: str):
@@ -84,3 +85,18 @@ def test_shard_count_must_be_positive(mnist_slice_dir, tmp_path):
   with pytest.raises(ValueError, match="num_eval_shards must be at least 1, got 0"):
     run_executor(mnist_slice_dir, str(tmp_path), **{executor.NUM_EVAL_SHARDS_KEY: 0})
   assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ingests_the_bundled_full_mnist(tmp_path):
+  """All 70,000 images of data/mnist, checksums verified, every label where the source has it."""
+  examples = run_executor(str(mnist_slices.FULL_MNIST_DIR), str(tmp_path))
+  for split in idx.SPLIT_FILES:
+    _, labels = idx.read_pair(*idx.split_paths(str(mnist_slices.FULL_MNIST_DIR), split))
+    assert examples.get_int_custom_property(executor.num_examples_property(split)) == len(labels)
+    parsed = tf.io.parse_example(read_records(examples.uri, split),
+                                 {features.LABEL_KEY: features.FEATURE_SPEC[features.LABEL_KEY]})
+    np.testing.assert_array_equal(parsed[features.LABEL_KEY].numpy(), labels)
+  assert (examples.get_int_custom_property(executor.num_examples_property("train")),
+          examples.get_int_custom_property(executor.num_examples_property("eval"))) == (60000,
+                                                                                        10000)
