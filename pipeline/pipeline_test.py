@@ -181,9 +181,13 @@ def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
       with urllib.request.urlopen(url + path, timeout=60) as response:
         return json.load(response)
 
-    scalar_tags = get("data/plugin/scalars/tags")["training/train"]
+    runs = get("data/plugin/scalars/tags")
+    scalar_tags = runs["training/train"]
     assert {"loss", "accuracy", "learning_rate"} <= set(scalar_tags)
     assert any(tag.startswith("quant_ranges/") for tag in scalar_tags)
+    # The evaluation's scalars and confusion matrix sit beside the training run.
+    assert "int8/accuracy" in runs["evaluation/."]
+    assert "int8/confusion_matrix" in get("data/plugin/images/tags")["evaluation/."]
     graphs = get("data/plugin/graphs/info")
     assert any(run["tags"] and any(t["op_graph"] for t in run["tags"].values())
                for run in graphs.values())
