@@ -1,6 +1,7 @@
 """The pipeline definition (pipeline.py) and its thin runners and command line."""
 
-# The pipeline's name in ML Metadata: runs of one name share the cache and the blessed-model history.
+# The pipeline's name in ML Metadata: runs of one name share the cache and the history of
+# blessed models.
 PIPELINE_NAME = "mnist-edgetpu"
 
 # The trainers a pipeline can use, by the name users pick them with (imported by the Trainer).

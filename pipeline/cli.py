@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
   run = commands.add_parser(
       "run", help="Run the pipeline locally (LocalDagRunner on Apache Beam).",
-      description="Run the whole pipeline with TFX's LocalDagRunner and print a summary. Components "
-      "whose inputs and parameters did not change are served from the cache.")
+      description="Run the whole pipeline with TFX's LocalDagRunner and print a summary. "
+      "Components whose inputs and parameters did not change are served from the cache.")
   data = run.add_mutually_exclusive_group()
   data.add_argument(
       "--data-dir", default=BUNDLED_DATA_DIR,
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Fail the push instead of pushing a CPU-only model when no Edge TPU "
                     "binary can be produced.")
   push.add_argument("--allow-partial-edgetpu-mapping", action="store_true",
-                    help="Push even if some operations would run on the CPU instead of the Edge TPU.")
+                    help="Push even if some operations would run on the CPU instead of the "
+                    "Edge TPU.")
 
   board = commands.add_parser(
       "tensorboard", help="Start TensorBoard on the latest training run and evaluation.",

@@ -1,4 +1,4 @@
-"""Runs the pipeline with TFX's LocalDagRunner: artifacts and SQLite MLMD under the pipeline root."""
+"""Runs the pipeline with TFX's LocalDagRunner: artifacts and SQLite MLMD under one root."""
 
 import os
 from typing import List

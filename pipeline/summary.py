@@ -24,7 +24,8 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
   examples = artifacts.get("Examples")
   if examples:
     counts = ", ".join(
-        f"{split} {examples.get_int_custom_property(example_gen_executor.num_examples_property(split))}"
+        f"{split} "
+        f"{examples.get_int_custom_property(example_gen_executor.num_examples_property(split))}"
         for split in artifact_utils.decode_split_names(examples.split_names))
     lines.append(f"Examples:            {examples.uri} ({counts})")
   statistics = artifacts.get("ExampleStatistics")

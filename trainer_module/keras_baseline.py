@@ -11,7 +11,6 @@ representative dataset), which the evaluator reports as a conversion failure.
 from typing import Any, Mapping, Optional, Tuple
 
 from absl import logging
-import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 from tfx.components.trainer import fn_args_utils
