@@ -27,7 +27,7 @@ from tfx.utils import path_utils
 from components import features
 from components import int8_runtime
 from components import int8_tflite
-from components.evaluator import component
+from components.evaluator import blessing as blessing_lib
 from components.evaluator import executor as evaluator_executor
 from components.mnist_example_gen import executor as example_gen_executor
 from trainer_module import train
@@ -65,9 +65,9 @@ def run_evaluator(work_dir: str, examples: standard_artifacts.Examples, model_ur
        standard_component_specs.MODEL_KEY: [model]},
       {standard_component_specs.EVALUATION_KEY: [evaluation],
        standard_component_specs.BLESSING_KEY: [blessing]},
-      {evaluator_executor.MIN_INT8_ACCURACY_KEY: component.DEFAULT_MIN_INT8_ACCURACY,
-       evaluator_executor.MAX_QUANTIZATION_DROP_KEY: component.DEFAULT_MAX_QUANTIZATION_DROP,
-       evaluator_executor.BASELINE_TOLERANCE_KEY: component.DEFAULT_BASELINE_TOLERANCE,
+      {evaluator_executor.MIN_INT8_ACCURACY_KEY: blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
+       evaluator_executor.MAX_QUANTIZATION_DROP_KEY: blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
+       evaluator_executor.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
        evaluator_executor.EVAL_SPLIT_KEY: features.EVAL_SPLIT})
   seconds = time.perf_counter() - start
   with open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:

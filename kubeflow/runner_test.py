@@ -37,10 +37,14 @@ def test_compiles_every_component_with_the_data_gate_before_training(tmp_path):
 def test_mnist_tfx_kubeflow_writes_the_job_spec(tmp_path, capsys):
   assert cli.main(["kubeflow", "--image", IMAGE, "--pipeline-root", "gs://bucket/root",
                    "--data-dir", "gs://bucket/mnist", "--output-dir", str(tmp_path),
-                   "--epochs", "4"]) == 0
+                   "--epochs", "4", "--min-int8-accuracy", "0.985"]) == 0
   spec_path = tmp_path / runner.SPEC_FILE_NAME
   assert str(spec_path) in capsys.readouterr().out
-  trainer = json.loads(spec_path.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]
-  value = trainer["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]
-  custom_config = json.loads(value["stringValue"])
-  assert custom_config["epochs"] == 4
+  tasks = json.loads(spec_path.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
+
+  def parameter(task: str, name: str):
+    return tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]
+
+  # The same options as `mnist-tfx run` reach the components.
+  assert json.loads(parameter("Trainer", "custom_config")["stringValue"])["epochs"] == 4
+  assert parameter("Int8Evaluator", "min_int8_accuracy")["doubleValue"] == 0.985

@@ -7,7 +7,7 @@ import pathlib
 import sys
 import time
 import warnings
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 # TensorFlow, TFX and the Google Cloud clients they import print pages of start-up notices; keep
 # the log to what the pipeline says (also in Beam's worker processes, which inherit the variables).
@@ -16,6 +16,7 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::Deprecati
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+from components.evaluator import blessing as blessing_lib  # No TensorFlow: `--help` stays fast.
 from pipeline import PIPELINE_NAME, TRAINER_RUN_FNS
 BUNDLED_DATA_DIR = str(pathlib.Path(__file__).resolve().parent.parent / "data" / "mnist")
 DEFAULT_PIPELINE_ROOT = "output"
@@ -40,6 +41,72 @@ def _key_value(text: str) -> Tuple[str, Any]:
     return key, json.loads(value)
   except json.JSONDecodeError:
     return key, value
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+  """The pipeline's settings, the same for a local run and a Kubeflow compilation."""
+  parser.add_argument("--allow-anomalies", action="store_true",
+                      help="Train even when data validation finds anomalies (they are still "
+                      "logged).")
+  training = parser.add_argument_group("training")
+  training.add_argument(
+      "--trainer", default="hand-built", choices=sorted(TRAINER_RUN_FNS),
+      help="hand-built: the quantization-aware CNN written with tf.Module and tf.nn (what ships); "
+      "keras-baseline: the seed's Keras example, for comparison (default: %(default)s).")
+  training.add_argument("--epochs", type=int, help="Training epochs (default: the trainer's).")
+  training.add_argument(
+      "--train-config", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+      help="A trainer hyperparameter, repeatable; VALUE is JSON or a plain string, e.g. "
+      "--train-config model=mlp --train-config learning_rate=0.001. Keys: model, epochs, "
+      "batch_size, learning_rate, lr_schedule, quant_delay, seed, dropout, ... (unknown keys are "
+      "rejected by the trainer).")
+
+  evaluation = parser.add_argument_group("evaluation (the int8 TFLite model is what is judged)")
+  evaluation.add_argument(
+      "--min-int8-accuracy", type=float, default=blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
+      help="Bless only at or above this int8 accuracy (default: %(default)s).")
+  evaluation.add_argument(
+      "--max-quantization-drop", type=float, default=blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
+      help="Bless only if float minus int8 accuracy is at most this (default: %(default)s).")
+  evaluation.add_argument(
+      "--baseline-tolerance", type=float, default=blessing_lib.DEFAULT_BASELINE_TOLERANCE,
+      help="Bless only if int8 accuracy is at most this much below the last blessed model's "
+      "(default: %(default)s).")
+  push = parser.add_argument_group("push")
+  push.add_argument("--push-destination",
+                    help="Directory (any TFX filesystem path) receiving versions 1, 2, ... of the "
+                    "Edge TPU model (default: PIPELINE_ROOT/pushed_models).")
+  push.add_argument("--edgetpu-compiler", dest="compiler_path",
+                    help="The edgetpu_compiler to run (default: the one on PATH; when there is "
+                    "none, the CPU int8 model is pushed and the summary says so).")
+  push.add_argument("--compiler-flag", action="append", default=[], dest="compiler_flags",
+                    metavar="FLAG", help="An extra edgetpu_compiler flag, repeatable.")
+  push.add_argument("--require-edgetpu", action="store_true",
+                    help="Fail the push instead of pushing a CPU-only model when no Edge TPU "
+                    "binary can be produced.")
+  push.add_argument("--allow-partial-edgetpu-mapping", action="store_true",
+                    help="Push even if some operations would run on the CPU instead of the "
+                    "Edge TPU.")
+
+
+def _pipeline_options(args: argparse.Namespace) -> Dict[str, Any]:
+  """`create_pipeline` keyword arguments from the options of `_add_pipeline_options`."""
+  train_config = dict(args.train_config)
+  if args.epochs is not None:
+    train_config["epochs"] = args.epochs
+  return dict(
+      allow_anomalies=args.allow_anomalies,
+      trainer=args.trainer,
+      train_config=train_config,
+      min_int8_accuracy=args.min_int8_accuracy,
+      max_quantization_drop=args.max_quantization_drop,
+      baseline_tolerance=args.baseline_tolerance,
+      push_destination=args.push_destination,
+      compiler_path=args.compiler_path,
+      compiler_flags=args.compiler_flags,
+      require_edgetpu=args.require_edgetpu,
+      require_full_edgetpu_mapping=not args.allow_partial_edgetpu_mapping,
+  )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,50 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
       "--beam-arg", action="append", dest="beam_args", metavar="ARG",
       help="A Beam pipeline option, repeatable, e.g. --beam-arg=--runner=FlinkRunner. Default: "
       "the multi-processing DirectRunner with one worker per core.")
-  run.add_argument("--allow-anomalies", action="store_true",
-                   help="Train even when data validation finds anomalies (they are still logged).")
   run.add_argument("--no-cache", action="store_true",
                    help="Run every component again instead of reusing cached outputs.")
-  training = run.add_argument_group("training")
-  training.add_argument(
-      "--trainer", default="hand-built", choices=sorted(TRAINER_RUN_FNS),
-      help="hand-built: the quantization-aware CNN written with tf.Module and tf.nn (what ships); "
-      "keras-baseline: the seed's Keras example, for comparison (default: %(default)s).")
-  training.add_argument("--epochs", type=int, help="Training epochs (default: the trainer's).")
-  training.add_argument(
-      "--train-config", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
-      help="A trainer hyperparameter, repeatable; VALUE is JSON or a plain string, e.g. "
-      "--train-config model=mlp --train-config learning_rate=0.001. Keys: model, epochs, "
-      "batch_size, learning_rate, lr_schedule, quant_delay, seed, dropout, ... (unknown keys are "
-      "rejected by the trainer).")
-
-  evaluation = run.add_argument_group("evaluation (the int8 TFLite model is what is judged)")
-  evaluation.add_argument("--min-int8-accuracy", type=float,
-                          help="Bless only at or above this int8 accuracy (default 0.99).")
-  evaluation.add_argument(
-      "--max-quantization-drop", type=float,
-      help="Bless only if float minus int8 accuracy is at most this (default 0.005 = 0.5 pp).")
-  evaluation.add_argument(
-      "--baseline-tolerance", type=float,
-      help="Bless only if int8 accuracy is at most this much below the last blessed model's "
-      "(default 0.002).")
-  push = run.add_argument_group("push")
-  push.add_argument("--push-destination",
-                    help="Directory (any TFX filesystem path) receiving versions 1, 2, ... of the "
-                    "Edge TPU model (default: PIPELINE_ROOT/pushed_models).")
-  push.add_argument("--edgetpu-compiler", dest="compiler_path",
-                    help="The edgetpu_compiler to run (default: the one on PATH; when there is "
-                    "none, the CPU int8 model is pushed and the summary says so).")
-  push.add_argument("--compiler-flag", action="append", default=[], dest="compiler_flags",
-                    metavar="FLAG", help="An extra edgetpu_compiler flag, repeatable.")
-  push.add_argument("--require-edgetpu", action="store_true",
-                    help="Fail the push instead of pushing a CPU-only model when no Edge TPU "
-                    "binary can be produced.")
-  push.add_argument("--allow-partial-edgetpu-mapping", action="store_true",
-                    help="Push even if some operations would run on the CPU instead of the "
-                    "Edge TPU.")
+  _add_pipeline_options(run)
 
   board = commands.add_parser(
+
       "tensorboard", help="Start TensorBoard on the latest training run and evaluation.",
       description="Looks up the newest Trainer run (scalars, quantization ranges, histograms, "
       "images, the graph with its FakeQuant ops) and the newest evaluation in the pipeline's ML "
@@ -139,17 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
   kfp.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
                    help="A Beam option for the Beam-based components, repeatable, e.g. "
                    "--beam-arg=--runner=DataflowRunner --beam-arg=--project=P.")
-  kfp.add_argument("--epochs", type=int, help="Training epochs (default: the trainer's).")
-  kfp.add_argument("--train-config", action="append", default=[], metavar="KEY=VALUE",
-                   type=_key_value, help="A trainer hyperparameter, repeatable (as for run).")
+  _add_pipeline_options(kfp)
   return parser
-
-
-def _train_config(args: argparse.Namespace) -> dict:
-  config = dict(args.train_config)
-  if args.epochs is not None:
-    config["epochs"] = args.epochs
-  return config
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -166,18 +186,8 @@ def run_command(args: argparse.Namespace) -> int:
       pipeline_name=args.pipeline_name,
       metadata_connection_config=local_runner.metadata_config(pipeline_root),
       beam_pipeline_args=args.beam_args or local_runner.default_beam_args(),
-      allow_anomalies=args.allow_anomalies,
       enable_cache=not args.no_cache,
-      trainer=args.trainer,
-      train_config=_train_config(args),
-      push_destination=args.push_destination,
-      compiler_path=args.compiler_path,
-      compiler_flags=args.compiler_flags,
-      require_edgetpu=args.require_edgetpu,
-      require_full_edgetpu_mapping=not args.allow_partial_edgetpu_mapping,
-      **{rule: getattr(args, rule) for rule in (
-          "min_int8_accuracy", "max_quantization_drop", "baseline_tolerance")
-         if getattr(args, rule) is not None},
+      **_pipeline_options(args),
   )
   try:
     local_runner.run(pipeline)
@@ -207,7 +217,7 @@ def kubeflow_command(args: argparse.Namespace) -> int:
   from kubeflow import runner
   runner.compile_pipeline(args.output_dir, image=args.image, pipeline_root=args.pipeline_root,
                           data_dir=args.data_dir, beam_pipeline_args=args.beam_args,
-                          pipeline_name=args.pipeline_name, train_config=_train_config(args))
+                          pipeline_name=args.pipeline_name, **_pipeline_options(args))
   print(f"Kubeflow Pipelines v2 job spec: {os.path.join(args.output_dir, runner.SPEC_FILE_NAME)}")
   return 0
 

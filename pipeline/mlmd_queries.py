@@ -1,6 +1,6 @@
 """Reads what a pipeline produced from its ML Metadata store (the run summary and `tensorboard`)."""
 
-from typing import Dict
+from typing import Dict, Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -27,11 +27,16 @@ def _newest_by_type(store: metadata_store.MetadataStore, context_id: int) -> Art
   }
 
 
+def _pipeline_context(store: metadata_store.MetadataStore,
+                      pipeline_name: str) -> Optional[metadata_store_pb2.Context]:
+  return store.get_context_by_type_and_name(constants.PIPELINE_CONTEXT_TYPE_NAME, pipeline_name)
+
+
 def latest_artifacts(connection_config: metadata_store_pb2.ConnectionConfig,
                      pipeline_name: str) -> Artifacts:
   """The newest artifact of every type the pipeline ever published."""
   store = metadata_store.MetadataStore(connection_config)
-  context = store.get_context_by_type_and_name(constants.PIPELINE_CONTEXT_TYPE_NAME, pipeline_name)
+  context = _pipeline_context(store, pipeline_name)
   return _newest_by_type(store, context.id) if context else {}
 
 
@@ -39,7 +44,7 @@ def last_run_artifacts(connection_config: metadata_store_pb2.ConnectionConfig,
                        pipeline_name: str) -> Artifacts:
   """The artifacts of the pipeline's most recent run (produced or served from the cache)."""
   store = metadata_store.MetadataStore(connection_config)
-  context = store.get_context_by_type_and_name(constants.PIPELINE_CONTEXT_TYPE_NAME, pipeline_name)
+  context = _pipeline_context(store, pipeline_name)
   executions = store.get_executions_by_context(context.id) if context else []
   if not executions:
     return {}

@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 
 from components import features
 from components.anomalies_gate.component import AnomaliesGate
+from components.evaluator import blessing as blessing_lib
 from components.evaluator import component as evaluator_component
 from components.example_validator.component import ExampleValidator
 from components.mnist_example_gen.component import MnistExampleGen
@@ -34,9 +35,9 @@ def create_pipeline(
     trainer: str = "hand-built",
     train_config: Optional[Dict[str, Any]] = None,
     push_destination: Optional[str] = None,
-    min_int8_accuracy: float = evaluator_component.DEFAULT_MIN_INT8_ACCURACY,
-    max_quantization_drop: float = evaluator_component.DEFAULT_MAX_QUANTIZATION_DROP,
-    baseline_tolerance: float = evaluator_component.DEFAULT_BASELINE_TOLERANCE,
+    min_int8_accuracy: float = blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
+    max_quantization_drop: float = blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
+    baseline_tolerance: float = blessing_lib.DEFAULT_BASELINE_TOLERANCE,
     compiler_path: Optional[str] = None,
     compiler_flags: Sequence[str] = (),
     require_edgetpu: bool = False,

@@ -7,6 +7,13 @@ from typing import List, Optional, Tuple
 # multiples of 1/num_examples, far coarser than this).
 _ROUNDING = 1e-9
 
+# The pipeline's default rules (also the `mnist-tfx run` defaults).
+DEFAULT_MIN_INT8_ACCURACY = 0.99
+DEFAULT_MAX_QUANTIZATION_DROP = 0.005  # 0.5 percentage points.
+# The last blessed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
+# test images): wider than retraining noise, narrower than a real regression.
+DEFAULT_BASELINE_TOLERANCE = 0.002
+
 
 @dataclasses.dataclass(frozen=True)
 class Thresholds:

@@ -15,14 +15,8 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
 from components import features
+from components.evaluator import blessing as blessing_lib
 from components.evaluator import executor
-
-DEFAULT_MIN_INT8_ACCURACY = 0.99
-DEFAULT_MAX_QUANTIZATION_DROP = 0.005  # 0.5 percentage points.
-# The last blessed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
-# test images): wider than retraining noise, narrower than a real regression.
-DEFAULT_BASELINE_TOLERANCE = 0.002
-
 
 class Int8EvaluatorSpec(types.ComponentSpec):
   """Inputs, outputs and parameters of Int8Evaluator."""
@@ -66,9 +60,9 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
                examples: types.BaseChannel,
                model: types.BaseChannel,
                baseline_model: Optional[types.BaseChannel] = None,
-               min_int8_accuracy: float = DEFAULT_MIN_INT8_ACCURACY,
-               max_quantization_drop: float = DEFAULT_MAX_QUANTIZATION_DROP,
-               baseline_tolerance: float = DEFAULT_BASELINE_TOLERANCE,
+               min_int8_accuracy: float = blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
+               max_quantization_drop: float = blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
+               baseline_tolerance: float = blessing_lib.DEFAULT_BASELINE_TOLERANCE,
                eval_split: str = features.EVAL_SPLIT):
     """Constructs the component.
 

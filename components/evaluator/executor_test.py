@@ -16,7 +16,7 @@ from tfx.utils import path_utils
 
 from components import features
 from components import int8_tflite
-from components.evaluator import component
+from components.evaluator import blessing as blessing_lib
 from components.evaluator import executor
 
 # The slice models are trained for seconds on 2,000 images: thresholds for them, not for MNIST.
@@ -47,9 +47,9 @@ def executor_args(tmp_path, examples_uri, model_uri, baseline_uri=None,
   output_dict = {standard_component_specs.EVALUATION_KEY: [evaluation],
                  standard_component_specs.BLESSING_KEY: [blessing]}
   exec_properties = {
-      executor.MIN_INT8_ACCURACY_KEY: component.DEFAULT_MIN_INT8_ACCURACY,
-      executor.MAX_QUANTIZATION_DROP_KEY: component.DEFAULT_MAX_QUANTIZATION_DROP,
-      executor.BASELINE_TOLERANCE_KEY: component.DEFAULT_BASELINE_TOLERANCE,
+      executor.MIN_INT8_ACCURACY_KEY: blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
+      executor.MAX_QUANTIZATION_DROP_KEY: blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
+      executor.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
       executor.EVAL_SPLIT_KEY: features.EVAL_SPLIT,
       **params,
   }
