@@ -3,14 +3,25 @@ PYTHON ?= python3.10
 VENV := .venv
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
+# Debian's Chromium and its WebDriver, for the tests of the pages people open (run report,
+# serving's drawing page).
+BROWSER := /usr/bin/chromedriver
 
-.PHONY: run test lock clean
+.PHONY: run test test-fast lint lock clean
 
 run: $(INSTALLED)
 	$(VENV)/bin/mnist-tfx run $(ARGS)
 
-test: $(INSTALLED)
+# Every test, the full-MNIST ones (marked `slow`) and the browser ones included.
+test: $(INSTALLED) $(BROWSER)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: unit tests only (no pipeline runs, training, servers or browser), < 1 min.
+test-fast: $(INSTALLED)
+	$(VENV)/bin/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
 
 # A venv with pip seeded (TFX installs user modules with pip), uv inside it for a fast,
 # reproducible install from the lock file, then this project without re-resolving. Bytecode is
@@ -22,6 +33,9 @@ $(INSTALLED): requirements.lock setup.py
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(VENV)/bin/python -r requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python --no-deps -e .
 	touch $@
+
+$(BROWSER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
 lock: $(INSTALLED)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 -o requirements.lock

@@ -1,3 +1,22 @@
-"""Fixtures shared by the tests beside every package."""
+"""Fixtures shared by the tests beside every package, and the `integration` tier.
+
+A test is `integration` (skipped by `make test-fast`) when its module says so
+(`pytestmark = pytest.mark.integration`) or when it uses a fixture that runs a Beam pipeline or
+trains a model.
+"""
+
+import pytest
 
 pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model"]
+
+# Fixtures that run MnistExampleGen's Beam pipeline or train a model (seconds each).
+_HEAVY_FIXTURES = frozenset({
+    "examples_artifact", "examples_dir", "trained_model", "trained_model_dir",
+    "untrained_model_dir",
+})
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if _HEAVY_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.integration)

@@ -24,11 +24,14 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
+from components import contract
 from components import features
 from components import int8_runtime
 from components import int8_tflite
 from components.evaluator import blessing as blessing_lib
+from components.evaluator import constants as evaluator_constants
 from components.evaluator import executor as evaluator_executor
+from components.mnist_example_gen import constants as example_gen_constants
 from components.mnist_example_gen import executor as example_gen_executor
 from trainer_module import train
 
@@ -41,8 +44,8 @@ REPEATS = 5
 def write_examples(uri: str) -> standard_artifacts.Examples:
   examples = standard_artifacts.Examples()
   examples.uri = uri
-  example_gen_executor.Executor().Do({}, {example_gen_executor.EXAMPLES_KEY: [examples]},
-                                     {example_gen_executor.INPUT_DIR_KEY: MNIST_DIR})
+  example_gen_executor.Executor().Do({}, {example_gen_constants.EXAMPLES_KEY: [examples]},
+                                     {example_gen_constants.INPUT_DIR_KEY: MNIST_DIR})
   return examples
 
 
@@ -65,21 +68,21 @@ def run_evaluator(work_dir: str, examples: standard_artifacts.Examples, model_ur
        standard_component_specs.MODEL_KEY: [model]},
       {standard_component_specs.EVALUATION_KEY: [evaluation],
        standard_component_specs.BLESSING_KEY: [blessing]},
-      {evaluator_executor.MIN_INT8_ACCURACY_KEY: blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
-       evaluator_executor.MAX_QUANTIZATION_DROP_KEY: blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
-       evaluator_executor.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
-       evaluator_executor.EVAL_SPLIT_KEY: features.EVAL_SPLIT})
+      {evaluator_constants.MIN_INT8_ACCURACY_KEY: blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
+       evaluator_constants.MAX_QUANTIZATION_DROP_KEY: blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
+       evaluator_constants.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
+       evaluator_constants.EVAL_SPLIT_KEY: contract.EVAL_SPLIT})
   seconds = time.perf_counter() - start
-  with open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
     return seconds, json.load(f)
 
 
 def eval_pixels(examples: standard_artifacts.Examples):
   """Yields uint8 pixel batches of the eval split, in shard order."""
-  files = sorted(tf.io.gfile.glob(split_pattern(examples, features.EVAL_SPLIT)))
+  files = sorted(tf.io.gfile.glob(split_pattern(examples, contract.EVAL_SPLIT)))
   for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1000):
     parsed = tf.io.parse_example(batch, features.FEATURE_SPEC)
-    yield parsed[features.IMAGE_KEY].numpy().astype(np.uint8)
+    yield parsed[contract.IMAGE_KEY].numpy().astype(np.uint8)
 
 
 def batched_throughput(model_bytes: bytes, pixels: np.ndarray, num_threads: int,
@@ -132,8 +135,8 @@ def main():
     shutil.copytree(args.model_dir, path_utils.serving_model_dir(model_uri))
   else:
     result = train.train_and_export(
-        train_files=[split_pattern(examples, features.TRAIN_SPLIT)],
-        eval_files=[split_pattern(examples, features.EVAL_SPLIT)],
+        train_files=[split_pattern(examples, contract.TRAIN_SPLIT)],
+        eval_files=[split_pattern(examples, contract.EVAL_SPLIT)],
         serving_model_dir=path_utils.serving_model_dir(model_uri),
         model_run_dir=os.path.join(work_dir, "model_run"), hparams={"epochs": args.epochs})
     training = (f"the QAT CNN trained {args.epochs} epoch(s) on the 60,000 training images "

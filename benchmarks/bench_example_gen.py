@@ -21,6 +21,7 @@ from typing import Tuple
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 
+from components.mnist_example_gen import constants
 from components.mnist_example_gen import executor
 from components.mnist_example_gen import idx
 
@@ -46,8 +47,8 @@ def run_once(input_dir: str, beam_args, work_dir: str) -> Tuple[float, float]:
   context = base_beam_executor.BaseBeamExecutor.Context(
       beam_pipeline_args=beam_args, tmp_dir=os.path.join(work_dir, "tmp"), unique_id="bench")
   start, start_cpu = time.perf_counter(), cpu_seconds()
-  executor.Executor(context).Do({}, {executor.EXAMPLES_KEY: [examples]},
-                                {executor.INPUT_DIR_KEY: input_dir})
+  executor.Executor(context).Do({}, {constants.EXAMPLES_KEY: [examples]},
+                                {constants.INPUT_DIR_KEY: input_dir})
   elapsed, elapsed_cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
   shutil.rmtree(work_dir)
   return elapsed, elapsed_cpu
@@ -66,7 +67,7 @@ def main() -> None:
   num_examples = sum(source.num_examples for source in sources.values())
 
   bytecode_cache = "off" if sys.dont_write_bytecode else "on"
-  num_shards = sum(executor.DEFAULT_NUM_SHARDS.values())
+  num_shards = sum(constants.DEFAULT_NUM_SHARDS.values())
   rows = []
   for mode, beam_args in MODES.items():
     runs = [run_once(args.input_dir, beam_args, tempfile.mkdtemp(prefix="bench_example_gen_"))

@@ -15,8 +15,11 @@ import time
 
 from ml_metadata import metadata_store
 
-from pipeline import PIPELINE_NAME, cli, local_runner, mlmd_queries
-from components.pusher import executor as pusher_executor
+from components.pusher import constants as pusher_constants
+from mnist_tfx import cli
+from mnist_tfx import local_runner
+from mnist_tfx import mlmd_queries
+from pipeline import configs
 
 FIRST_HALF = ("MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
               "AnomaliesGate")
@@ -44,8 +47,8 @@ def main() -> None:
 
   spans = component_spans(pipeline_root)
   pushed = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
-                                           PIPELINE_NAME)["PushedModel"]
-  version_dir = pushed.get_string_custom_property(pusher_executor.PUSHED_DESTINATION_KEY)
+                                           configs.PIPELINE_NAME)["PushedModel"]
+  version_dir = pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)
   print(f"\n{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; `{' '.join(sys.argv)}`\n")
   print("| component | seconds |\n| --- | --- |")

@@ -25,10 +25,12 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
-from components import features
+from components import contract
 from components import int8_tflite
-from components.evaluator import executor as evaluator_executor
+from components.evaluator import constants as evaluator_constants
+from components.mnist_example_gen import constants as example_gen_constants
 from components.mnist_example_gen import executor as example_gen_executor
+from components.pusher import constants as pusher_constants
 from components.pusher import edgetpu_compatibility
 from components.pusher import executor as pusher_executor
 from components.pusher import versioned_push
@@ -44,11 +46,11 @@ def train_slice_model(work_dir: str, model_uri: str) -> str:
   idx_dir = mnist_slices.write_slice(os.path.join(work_dir, "idx"), SLICE_TRAIN, SLICE_EVAL)
   examples = standard_artifacts.Examples()
   examples.uri = os.path.join(work_dir, "examples")
-  example_gen_executor.Executor().Do({}, {example_gen_executor.EXAMPLES_KEY: [examples]},
-                                     {example_gen_executor.INPUT_DIR_KEY: idx_dir})
+  example_gen_executor.Executor().Do({}, {example_gen_constants.EXAMPLES_KEY: [examples]},
+                                     {example_gen_constants.INPUT_DIR_KEY: idx_dir})
   train.train_and_export(
-      train_files=[os.path.join(examples.uri, f"Split-{features.TRAIN_SPLIT}", "*")],
-      eval_files=[os.path.join(examples.uri, f"Split-{features.EVAL_SPLIT}", "*")],
+      train_files=[os.path.join(examples.uri, f"Split-{contract.TRAIN_SPLIT}", "*")],
+      eval_files=[os.path.join(examples.uri, f"Split-{contract.EVAL_SPLIT}", "*")],
       serving_model_dir=path_utils.serving_model_dir(model_uri),
       model_run_dir=os.path.join(work_dir, "model_run"), hparams={"epochs": 1, "batch_size": 32})
   return f"the QAT CNN trained 1 epoch on a {SLICE_TRAIN:,}-image slice"
@@ -70,14 +72,14 @@ def push_once(work_dir: str, model_uri: str, sha256: str, destination: str, run:
   blessing = standard_artifacts.ModelBlessing()
   blessing.uri = os.path.join(work_dir, "blessing")
   blessing.set_int_custom_property(tfx_evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY, 1)
-  blessing.set_string_custom_property(evaluator_executor.TFLITE_SHA256_PROPERTY, sha256)
+  blessing.set_string_custom_property(evaluator_constants.TFLITE_SHA256_PROPERTY, sha256)
   pushed_model = standard_artifacts.PushedModel()
   pushed_model.uri = os.path.join(work_dir, "pushed", str(run))
   pusher_executor.Executor().Do(
       {standard_component_specs.MODEL_KEY: [model],
        standard_component_specs.MODEL_BLESSING_KEY: [blessing]},
       {standard_component_specs.PUSHED_MODEL_KEY: [pushed_model]},
-      {pusher_executor.PUSH_DESTINATION_KEY: destination})
+      {pusher_constants.PUSH_DESTINATION_KEY: destination})
 
 
 def main():

@@ -19,10 +19,11 @@ import tempfile
 import time
 
 from absl import logging
+from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
+from components import contract
 from components import features
 from components import int8_tflite
 from components.mnist_example_gen import idx
@@ -46,14 +47,14 @@ def load_idx(split):
 
 def write_examples(root):
   """Writes the full MNIST as an Examples-artifact-like dir of gzipped TFRecords."""
-  for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT):
+  for split in (contract.TRAIN_SPLIT, contract.EVAL_SPLIT):
     split_dir = os.path.join(root, f"Split-{split}")
     os.makedirs(split_dir)
     images, labels = load_idx(split)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     with tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"),
                               options) as writer:
-      for image, label in zip(images, labels):
+      for image, label in zip(images, labels, strict=True):
         writer.write(features.to_tf_example(image, label).SerializeToString())
 
 
@@ -66,7 +67,7 @@ def int8_accuracy(model_bytes, images, labels):
   scaled = features.to_images(images.reshape(len(images), -1)).numpy()
   quantized = np.clip(np.round(scaled / scale) + zero_point, -128, 127).astype(np.int8)
   correct = 0
-  for image, label in zip(quantized, labels):
+  for image, label in zip(quantized, labels, strict=True):
     interpreter.set_tensor(input_details["index"], image[np.newaxis])
     interpreter.invoke()
     correct += int(np.argmax(interpreter.get_tensor(output_details["index"])[0]) == label)
@@ -83,7 +84,7 @@ def throughput_ab(hp, rounds=3):
   """
   import tf_keras  # pylint: disable=g-import-not-at-top
   hp = dataclasses.replace(hp, max_shift=0)
-  pixels, labels = load_idx(features.TRAIN_SPLIT)
+  pixels, labels = load_idx(contract.TRAIN_SPLIT)
   pixels, labels = pixels.reshape(len(labels), -1), labels.astype(np.int32)
   steps_per_epoch = -(-len(labels) // hp.batch_size)
   network = model_lib.build(hp)
@@ -139,7 +140,7 @@ def main():
       [os.path.join(examples, "Split-train", "*")], [os.path.join(examples, "Split-eval", "*")],
       os.path.join(run_dir, "serving_model"), os.path.join(run_dir, "model_run"), hp)
   wall = time.perf_counter() - start
-  test_images, test_labels = load_idx(features.EVAL_SPLIT)
+  test_images, test_labels = load_idx(contract.EVAL_SPLIT)
   int8 = int8_accuracy(int8_tflite.convert_to_int8_tflite(os.path.join(run_dir, "serving_model")),
                        test_images, test_labels)
   steady = statistics.median(result.epoch_examples_per_second[1:] or

@@ -7,16 +7,16 @@ zero point (for our model 1/255 and -128, i.e. int8 = pixel - 128) and the int8 
 dequantized with the output's.
 
 The converted model has a static batch of 1 (the Edge TPU rejects dynamic shapes). For batched
-throughput on a CPU the input is resized to [N, ...] and the tensors re-allocated; the arithmetic per
-image is unchanged.
+throughput on a CPU the input is resized to [N, ...] and the tensors re-allocated; the arithmetic
+per image is unchanged.
 """
 
 from typing import Optional, Tuple
 
-import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+import numpy as np
 
-MAX_PIXEL_VALUE = 255  # Matches components.features.MAX_PIXEL_VALUE (that module imports TensorFlow).
+from components import contract
 
 
 class Int8ModelError(ValueError):
@@ -41,8 +41,9 @@ class Int8Classifier:
     self._output = outputs[0]
     for role, detail in (("input", self._input), ("output", self._output)):
       if detail["dtype"] != np.int8:
-        raise Int8ModelError(f"{role} tensor {detail['name']!r} is {np.dtype(detail['dtype']).name}, "
-                             "not int8: the model is not fully integer-quantized")
+        raise Int8ModelError(
+            f"{role} tensor {detail['name']!r} is {np.dtype(detail['dtype']).name}, not int8: "
+            "the model is not fully integer-quantized")
       if detail["quantization"][0] == 0:
         raise Int8ModelError(f"{role} tensor {detail['name']!r} has no quantization parameters")
     # The shape the model was converted with, e.g. (1, 28, 28, 1); one example is shape[1:].
@@ -70,7 +71,7 @@ class Int8Classifier:
 
   def quantize_pixels(self, pixels: np.ndarray) -> np.ndarray:
     """Maps integer pixels 0-255 (any shape holding whole images) to the model's int8 input."""
-    return self.quantize_images(np.asarray(pixels, np.float64) / MAX_PIXEL_VALUE)
+    return self.quantize_images(np.asarray(pixels, np.float64) / contract.MAX_PIXEL_VALUE)
 
   def dequantize(self, quantized_outputs: np.ndarray) -> np.ndarray:
     """Maps int8 outputs to float32 probabilities."""

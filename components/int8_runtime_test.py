@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
+from components import contract
 from components import int8_runtime
 from components import int8_tflite
 from tests import mnist_slices
@@ -22,7 +22,7 @@ def int8_model(trained_model_dir) -> bytes:
 
 @pytest.fixture(scope="module")
 def eval_images():
-  images, labels = mnist_slices.load_full(features.EVAL_SPLIT)
+  images, labels = mnist_slices.load_full(contract.EVAL_SPLIT)
   return images[:NUM_IMAGES], labels[:NUM_IMAGES]
 
 
@@ -37,7 +37,7 @@ def test_quantizes_pixels_with_the_models_input_parameters(int8_model, eval_imag
   # The model's input range is [0, 1] (features.scale_pixels), so int8 = pixel - 128 exactly.
   assert (scale, zero_point) == (pytest.approx(1 / 255), -128)
   quantized = classifier.quantize_pixels(images)
-  assert quantized.shape == (NUM_IMAGES, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1)
+  assert quantized.shape == (NUM_IMAGES, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1)
   np.testing.assert_array_equal(quantized.reshape(images.shape), images.astype(np.int16) - 128)
   np.testing.assert_array_equal(classifier.quantize_images(images / 255.0), quantized)
 

@@ -12,14 +12,16 @@ from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 
-from pipeline import PIPELINE_NAME, pipeline as pipeline_def
+from pipeline import configs
+from pipeline import pipeline as pipeline_def
 
 SPEC_FILE_NAME = "pipeline.json"
 
 
 def compile_pipeline(output_dir: str, image: str, pipeline_root: str, data_dir: str,
                      beam_pipeline_args: Optional[List[str]] = None,
-                     pipeline_name: str = PIPELINE_NAME, **pipeline_kwargs: Any) -> Dict[str, Any]:
+                     pipeline_name: str = configs.PIPELINE_NAME,
+                     **pipeline_kwargs: Any) -> Dict[str, Any]:
   """Writes OUTPUT_DIR/pipeline.json and returns it as a dict.
 
   Args:

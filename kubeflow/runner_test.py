@@ -2,8 +2,12 @@
 
 import json
 
-from kubeflow import runner
-from pipeline import cli
+import pytest
+
+from mnist_tfx import cli
+from mnist_tfx.kubeflow import runner
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 IMAGE = "registry.example/mnist-edgetpu-tfx:test"
 

@@ -10,38 +10,40 @@ from typing import Any, Dict, List, Optional, Sequence
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from components import features
+from components import contract
 from components.anomalies_gate.component import AnomaliesGate
 from components.evaluator import blessing as blessing_lib
 from components.evaluator import component as evaluator_component
 from components.example_validator.component import ExampleValidator
 from components.mnist_example_gen.component import MnistExampleGen
+from components.pusher import constants as pusher_constants
 from components.pusher.component import EdgeTpuPusher
 from components.statistics_gen.component import StatisticsGen
+from pipeline import configs
 
-from pipeline import PIPELINE_NAME, TRAINER_RUN_FNS
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
 
 
 def create_pipeline(
     pipeline_root: str,
     data_dir: str,
-    pipeline_name: str = PIPELINE_NAME,
+    pipeline_name: str = configs.PIPELINE_NAME,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     allow_anomalies: bool = False,
     enable_cache: bool = True,
     schema_file: str = SCHEMA_FILE,
-    trainer: str = "hand-built",
+    trainer: str = configs.DEFAULT_TRAINER,
     train_config: Optional[Dict[str, Any]] = None,
     push_destination: Optional[str] = None,
     min_int8_accuracy: float = blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
     max_quantization_drop: float = blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
     baseline_tolerance: float = blessing_lib.DEFAULT_BASELINE_TOLERANCE,
     compiler_path: Optional[str] = None,
-    compiler_flags: Sequence[str] = (),
-    require_edgetpu: bool = False,
-    require_full_edgetpu_mapping: bool = True,
+    compiler_flags: Sequence[str] = pusher_constants.DEFAULT_COMPILER_FLAGS,
+    compiler_timeout_seconds: int = pusher_constants.DEFAULT_COMPILER_TIMEOUT_SECONDS,
+    require_edgetpu: bool = pusher_constants.DEFAULT_REQUIRE_EDGETPU,
+    require_full_edgetpu_mapping: bool = pusher_constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline.
 
@@ -54,7 +56,7 @@ def create_pipeline(
     allow_anomalies: train even when ExampleValidator reports anomalies (the gate only warns).
     enable_cache: reuse a component's outputs when its inputs and parameters are unchanged.
     schema_file: the curated schema imported by ImportSchemaGen.
-    trainer: a key of TRAINER_RUN_FNS.
+    trainer: a key of configs.TRAINER_RUN_FNS.
     train_config: the trainer's hyperparameters (its custom_config), e.g. {"epochs": 3}.
     push_destination: where versions of the Edge TPU model are pushed (default:
       PIPELINE_ROOT/pushed_models).
@@ -62,11 +64,13 @@ def create_pipeline(
       (fractions): int8 accuracy floor, float-minus-int8 limit, allowed shortfall vs. the last
       blessed model.
     compiler_path, compiler_flags: edgetpu_compiler to run (default: found on PATH) and extra flags.
+    compiler_timeout_seconds: kill the compiler and fail the push after this many seconds.
     require_edgetpu: fail the push when no Edge TPU binary can be produced.
     require_full_edgetpu_mapping: fail the push when not every operation maps to the Edge TPU.
   """
-  if trainer not in TRAINER_RUN_FNS:
-    raise ValueError(f"Unknown trainer {trainer!r}; expected one of {sorted(TRAINER_RUN_FNS)}.")
+  if trainer not in configs.TRAINER_RUN_FNS:
+    raise ValueError(f"Unknown trainer {trainer!r}; expected one of "
+                     f"{sorted(configs.TRAINER_RUN_FNS)}.")
   example_gen = MnistExampleGen(input_dir=data_dir)
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
   # The schema marks `label` categorical, so its statistics carry the value distribution that the
@@ -79,16 +83,17 @@ def create_pipeline(
                                  allow_anomalies=allow_anomalies)
 
   custom_config = dict(train_config or {})
-  if trainer == "hand-built":
+  if trainer == configs.HAND_BUILT_TRAINER:
     # A stable checkpoint root: a retried Trainer resumes from its last finished epoch (the trainer
     # keys the directory by data and hyperparameters). The Keras baseline always starts afresh.
-    custom_config.setdefault("checkpoint_dir", os.path.join(pipeline_root, "trainer_checkpoints"))
+    custom_config.setdefault("checkpoint_dir",
+                             os.path.join(pipeline_root, configs.TRAINER_CHECKPOINTS_DIR))
   trainer_component = tfx.components.Trainer(
-      run_fn=TRAINER_RUN_FNS[trainer],
+      run_fn=configs.TRAINER_RUN_FNS[trainer],
       examples=example_gen.outputs["examples"],
       schema=schema_gen.outputs["schema"],
-      train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
-      eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+      train_args=tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT]),
+      eval_args=tfx.proto.EvalArgs(splits=[contract.EVAL_SPLIT]),
       custom_config=custom_config,
   )
   # The stock Trainer has no anomalies input: this edge is what stops training on bad data.
@@ -112,9 +117,10 @@ def create_pipeline(
       model=trainer_component.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
       evaluation=evaluator.outputs["evaluation"],
-      push_destination=push_destination or os.path.join(pipeline_root, "pushed_models"),
+      push_destination=push_destination or os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR),
       compiler_path=compiler_path,
       compiler_flags=compiler_flags,
+      compiler_timeout_seconds=compiler_timeout_seconds,
       require_edgetpu=require_edgetpu,
       require_full_edgetpu_mapping=require_full_edgetpu_mapping,
   )

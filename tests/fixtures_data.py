@@ -3,6 +3,7 @@
 import pytest
 from tfx.types import standard_artifacts
 
+from components.mnist_example_gen import constants
 from components.mnist_example_gen import executor
 from tests import mnist_slices
 
@@ -22,8 +23,8 @@ def examples_artifact(mnist_slice_dir, tmp_path_factory) -> standard_artifacts.E
   """The Examples artifact MnistExampleGen's executor writes from `mnist_slice_dir`."""
   examples = standard_artifacts.Examples()
   examples.uri = str(tmp_path_factory.mktemp("examples"))
-  executor.Executor().Do({}, {executor.EXAMPLES_KEY: [examples]},
-                         {executor.INPUT_DIR_KEY: mnist_slice_dir})
+  executor.Executor().Do({}, {constants.EXAMPLES_KEY: [examples]},
+                         {constants.INPUT_DIR_KEY: mnist_slice_dir})
   return examples
 
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from components import features
+from components import contract
 from tests import fixtures_data
 from tests import mnist_slices
 from trainer_module import train
@@ -31,7 +31,7 @@ class TrainedModel:
 @functools.lru_cache(maxsize=1)
 def slice_eval_digits():
   """(uint8 images [500, 28, 28], labels [500]): the slice's eval split, for scoring models."""
-  images, labels = mnist_slices.load_full(features.EVAL_SPLIT)
+  images, labels = mnist_slices.load_full(contract.EVAL_SPLIT)
   return images[:fixtures_data.SLICE_EVAL], labels[:fixtures_data.SLICE_EVAL]
 
 

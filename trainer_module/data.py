@@ -10,6 +10,7 @@ from typing import Iterable, Tuple
 import numpy as np
 import tensorflow as tf
 
+from components import contract
 from components import features
 
 _READ_BATCH = 4096
@@ -26,15 +27,15 @@ def load_split(file_patterns: Iterable[str]) -> Tuple[np.ndarray, np.ndarray]:
   """Returns (pixels uint8 [N, 784], labels int32 [N]) of every example matching the patterns."""
   def parse(serialized):
     parsed = tf.io.parse_example(serialized, features.FEATURE_SPEC)
-    return (tf.cast(parsed[features.IMAGE_KEY], tf.uint8),
-            tf.cast(parsed[features.LABEL_KEY], tf.int32))
+    return (tf.cast(parsed[contract.IMAGE_KEY], tf.uint8),
+            tf.cast(parsed[contract.LABEL_KEY], tf.int32))
 
   files = _glob(file_patterns)
-  batches = [(p.numpy(), l.numpy()) for p, l in
+  batches = [(pixels.numpy(), labels.numpy()) for pixels, labels in
              tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH).map(parse)]
   if not batches:
     raise ValueError(f"The TFRecord files {files} hold no examples.")
-  pixels, labels = zip(*batches)
+  pixels, labels = zip(*batches, strict=True)
   return np.concatenate(pixels), np.concatenate(labels)
 
 

@@ -8,6 +8,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from components import contract
 from components import features
 from trainer_module import model as model_lib
 
@@ -21,33 +22,33 @@ class ServingModule(tf.Module):
     self._probabilities_fn = probabilities
 
   def _probabilities(self, images: tf.Tensor):
-    return {features.PROBABILITIES_OUTPUT: self._probabilities_fn(images)}
+    return {contract.PROBABILITIES_OUTPUT: self._probabilities_fn(images)}
 
   @tf.function(autograph=False, input_signature=[
-      tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)])
+      tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT)])
   def serve_examples(self, examples):
     pixels = tf.io.parse_example(
-        examples, {features.IMAGE_KEY: features.FEATURE_SPEC[features.IMAGE_KEY]})
-    return self._probabilities(features.to_images(pixels[features.IMAGE_KEY]))
+        examples, {contract.IMAGE_KEY: features.FEATURE_SPEC[contract.IMAGE_KEY]})
+    return self._probabilities(features.to_images(pixels[contract.IMAGE_KEY]))
 
   @tf.function(autograph=False, input_signature=[tf.TensorSpec(
-      [None, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1], tf.float32,
-      name=features.IMAGES_INPUT)])
+      [None, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1], tf.float32,
+      name=contract.IMAGES_INPUT)])
   def predict_images(self, images):
     return self._probabilities(images)
 
   @tf.function(autograph=False, input_signature=[tf.TensorSpec(
-      [1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1], tf.float32,
-      name=features.IMAGES_INPUT)])
+      [1, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1], tf.float32,
+      name=contract.IMAGES_INPUT)])
   def predict_single_image(self, images):
     return self._probabilities(images)
 
 
 def save(module: ServingModule, serving_model_dir: str) -> None:
   tf.saved_model.save(module, serving_model_dir, signatures={
-      features.SERVING_SIGNATURE: module.serve_examples,
-      features.PREDICT_IMAGES_SIGNATURE: module.predict_images,
-      features.SINGLE_IMAGE_SIGNATURE: module.predict_single_image,
+      contract.SERVING_SIGNATURE: module.serve_examples,
+      contract.PREDICT_IMAGES_SIGNATURE: module.predict_images,
+      contract.SINGLE_IMAGE_SIGNATURE: module.predict_single_image,
   })
 
 

@@ -1,11 +1,12 @@
 """The exported SavedModel: the signature contract, and its full-int8 TFLite conversion."""
 
+from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import pytest
 import tensorflow as tf
 import tflite
-from ai_edge_litert.interpreter import Interpreter
 
+from components import contract
 from components import features
 from components import int8_tflite
 from tests import fixtures_model
@@ -43,19 +44,19 @@ def _op_names(model_bytes: bytes):
 def test_signatures_agree_on_the_same_images(trained_model_dir, slice_eval):
   images, labels = slice_eval[0][:16], slice_eval[1][:16]
   loaded = tf.saved_model.load(trained_model_dir)
-  assert set(loaded.signatures) == {features.SERVING_SIGNATURE, features.PREDICT_IMAGES_SIGNATURE,
-                                    features.SINGLE_IMAGE_SIGNATURE}
-  examples = tf.constant([features.to_tf_example(i, l).SerializeToString()
-                          for i, l in zip(images, labels)])
-  from_examples = loaded.signatures[features.SERVING_SIGNATURE](
-      **{features.EXAMPLES_INPUT: examples})[features.PROBABILITIES_OUTPUT].numpy()
-  from_images = loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](
-      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[
-          features.PROBABILITIES_OUTPUT].numpy()
-  single = np.concatenate([loaded.signatures[features.SINGLE_IMAGE_SIGNATURE](
-      **{features.IMAGES_INPUT: tf.constant(_scaled(image[np.newaxis]))})[
-          features.PROBABILITIES_OUTPUT].numpy() for image in images])
-  assert from_examples.shape == (16, features.NUM_CLASSES)
+  assert set(loaded.signatures) == {contract.SERVING_SIGNATURE, contract.PREDICT_IMAGES_SIGNATURE,
+                                    contract.SINGLE_IMAGE_SIGNATURE}
+  examples = tf.constant([features.to_tf_example(image, label).SerializeToString()
+                          for image, label in zip(images, labels, strict=True)])
+  from_examples = loaded.signatures[contract.SERVING_SIGNATURE](
+      **{contract.EXAMPLES_INPUT: examples})[contract.PROBABILITIES_OUTPUT].numpy()
+  from_images = loaded.signatures[contract.PREDICT_IMAGES_SIGNATURE](
+      **{contract.IMAGES_INPUT: tf.constant(_scaled(images))})[
+          contract.PROBABILITIES_OUTPUT].numpy()
+  single = np.concatenate([loaded.signatures[contract.SINGLE_IMAGE_SIGNATURE](
+      **{contract.IMAGES_INPUT: tf.constant(_scaled(image[np.newaxis]))})[
+          contract.PROBABILITIES_OUTPUT].numpy() for image in images])
+  assert from_examples.shape == (16, contract.NUM_CLASSES)
   np.testing.assert_allclose(from_examples.sum(axis=1), 1.0, rtol=1e-5)
   np.testing.assert_allclose(from_images, from_examples, atol=1e-6)
   np.testing.assert_allclose(single, from_examples, atol=1e-6)
@@ -64,13 +65,13 @@ def test_signatures_agree_on_the_same_images(trained_model_dir, slice_eval):
 def test_serving_default_ignores_a_missing_label(trained_model_dir, slice_eval):
   image = slice_eval[0][0]
   unlabeled = tf.train.Example(features=tf.train.Features(feature={
-      features.IMAGE_KEY: tf.train.Feature(int64_list=tf.train.Int64List(
+      contract.IMAGE_KEY: tf.train.Feature(int64_list=tf.train.Int64List(
           value=image.reshape(-1).astype(np.int64)))}))
   loaded = tf.saved_model.load(trained_model_dir)
-  probabilities = loaded.signatures[features.SERVING_SIGNATURE](
-      **{features.EXAMPLES_INPUT: tf.constant([unlabeled.SerializeToString()])})[
-          features.PROBABILITIES_OUTPUT]
-  assert probabilities.shape == (1, features.NUM_CLASSES)
+  probabilities = loaded.signatures[contract.SERVING_SIGNATURE](
+      **{contract.EXAMPLES_INPUT: tf.constant([unlabeled.SerializeToString()])})[
+          contract.PROBABILITIES_OUTPUT]
+  assert probabilities.shape == (1, contract.NUM_CLASSES)
 
 
 def test_int8_tflite_has_only_edgetpu_ops_and_int8_io(int8_model):
@@ -79,16 +80,16 @@ def test_int8_tflite_has_only_edgetpu_ops_and_int8_io(int8_model):
   (input_details,), (output_details,) = (interpreter.get_input_details(),
                                          interpreter.get_output_details())
   assert input_details["dtype"] == np.int8 and output_details["dtype"] == np.int8
-  assert list(input_details["shape"]) == [1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1]
+  assert list(input_details["shape"]) == [1, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1]
   scale, zero_point = input_details["quantization"]
-  assert scale == pytest.approx(1.0 / features.MAX_PIXEL_VALUE) and zero_point == -128
+  assert scale == pytest.approx(1.0 / contract.MAX_PIXEL_VALUE) and zero_point == -128
 
 
 def test_int8_accuracy_matches_fake_quant_float(trained_model_dir, int8_model, slice_eval):
   images, labels = slice_eval
   loaded = tf.saved_model.load(trained_model_dir)
-  float_predictions = np.argmax(loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](
-      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[features.PROBABILITIES_OUTPUT],
+  float_predictions = np.argmax(loaded.signatures[contract.PREDICT_IMAGES_SIGNATURE](
+      **{contract.IMAGES_INPUT: tf.constant(_scaled(images))})[contract.PROBABILITIES_OUTPUT],
                                 axis=1)
   interpreter = Interpreter(model_content=int8_model)
   interpreter.allocate_tensors()
@@ -110,8 +111,8 @@ def test_int8_accuracy_matches_fake_quant_float(trained_model_dir, int8_model, s
 def test_untrained_model_is_exported_and_bad(untrained_model_dir, slice_eval):
   images, labels = slice_eval
   loaded = tf.saved_model.load(untrained_model_dir)
-  predictions = np.argmax(loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](
-      **{features.IMAGES_INPUT: tf.constant(_scaled(images))})[features.PROBABILITIES_OUTPUT],
+  predictions = np.argmax(loaded.signatures[contract.PREDICT_IMAGES_SIGNATURE](
+      **{contract.IMAGES_INPUT: tf.constant(_scaled(images))})[contract.PROBABILITIES_OUTPUT],
                           axis=1)
   assert np.mean(predictions == labels) < 0.3
 

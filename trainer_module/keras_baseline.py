@@ -15,6 +15,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 from tfx.components.trainer import fn_args_utils
 
+from components import contract
 from components import features
 from trainer_module import data
 from trainer_module import export
@@ -43,7 +44,7 @@ def parse_config(config: Optional[Mapping[str, Any]]) -> Tuple[hparams_lib.HPara
 def build_model(hp: hparams_lib.HParams, quantize: bool) -> tf_keras.Model:
   """The seed's MLP (model "mlp") or the hand-built CNN's architecture (model "cnn") in Keras."""
   layers = tf_keras.layers
-  body = [layers.InputLayer(input_shape=(features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1))]
+  body = [layers.InputLayer(input_shape=(contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1))]
   if hp.model == "cnn":
     for filters in hp.conv_filters:
       body += [layers.Conv2D(filters, hp.conv_kernel_size, padding="same", activation="relu"),
@@ -51,7 +52,7 @@ def build_model(hp: hparams_lib.HParams, quantize: bool) -> tf_keras.Model:
     body += [layers.Flatten(), layers.Dense(hp.dense_units, activation="relu")]
   else:
     body += [layers.Flatten(), layers.Dense(hp.mlp_units, activation="relu")]
-  body += [layers.Dropout(hp.dropout), layers.Dense(features.NUM_CLASSES, activation="softmax")]
+  body += [layers.Dropout(hp.dropout), layers.Dense(contract.NUM_CLASSES, activation="softmax")]
   model = tf_keras.Sequential(body)
   return tfmot.quantization.keras.quantize_model(model) if quantize else model
 
@@ -63,14 +64,15 @@ def train_and_export(train_files, eval_files, serving_model_dir: str, model_run_
   tf_keras.utils.set_random_seed(hp.seed)
   train_pixels, train_labels = data.load_split(train_files)
   eval_pixels, eval_labels = data.load_split(eval_files)
-  to_images = lambda pixels: features.to_images(pixels).numpy()
+  train_images = features.to_images(train_pixels).numpy()
+  eval_images = features.to_images(eval_pixels).numpy()
   model = build_model(hp, quantize)
   model.compile(optimizer=tf_keras.optimizers.Adam(hp.learning_rate),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-  model.fit(to_images(train_pixels), train_labels, batch_size=hp.batch_size, epochs=hp.epochs,
-            validation_data=(to_images(eval_pixels), eval_labels), verbose=2,
+  model.fit(train_images, train_labels, batch_size=hp.batch_size, epochs=hp.epochs,
+            validation_data=(eval_images, eval_labels), verbose=2,
             callbacks=[tf_keras.callbacks.TensorBoard(log_dir=model_run_dir)])
-  _, accuracy = model.evaluate(to_images(eval_pixels), eval_labels, verbose=0)
+  _, accuracy = model.evaluate(eval_images, eval_labels, verbose=0)
   logging.info("Keras baseline (%s, quantize=%s): eval accuracy %.4f", hp.model, quantize,
                accuracy)
   export.save(export.ServingModule(model, lambda images: model(images, training=False)),

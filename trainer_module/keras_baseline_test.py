@@ -2,16 +2,19 @@
 
 import os
 
+from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import pytest
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
+from components import contract
 from components import features
 from components import int8_tflite
 from tests import fixtures_model
 from trainer_module import keras_baseline
 from trainer_module import run_test
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 
 def test_quantized_keras_baseline_in_the_tfx_trainer(examples_dir, tmp_path):
@@ -21,16 +24,16 @@ def test_quantized_keras_baseline_in_the_tfx_trainer(examples_dir, tmp_path):
   assert tf.io.gfile.glob(os.path.join(model_run_uri, "train", "events.*"))  # TensorBoard.
   serving_dir = os.path.join(model_uri, "Format-Serving")
   loaded = tf.saved_model.load(serving_dir)
-  assert set(loaded.signatures) == {features.SERVING_SIGNATURE, features.PREDICT_IMAGES_SIGNATURE,
-                                    features.SINGLE_IMAGE_SIGNATURE}
-  image = tf.zeros([1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1])
+  assert set(loaded.signatures) == {contract.SERVING_SIGNATURE, contract.PREDICT_IMAGES_SIGNATURE,
+                                    contract.SINGLE_IMAGE_SIGNATURE}
+  image = tf.zeros([1, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1])
   np.testing.assert_allclose(
-      loaded.signatures[features.SINGLE_IMAGE_SIGNATURE](images=image)["probabilities"],
-      loaded.signatures[features.PREDICT_IMAGES_SIGNATURE](images=image)["probabilities"],
+      loaded.signatures[contract.SINGLE_IMAGE_SIGNATURE](images=image)["probabilities"],
+      loaded.signatures[contract.PREDICT_IMAGES_SIGNATURE](images=image)["probabilities"],
       atol=1e-6)
-  probabilities = loaded.signatures[features.SERVING_SIGNATURE](examples=tf.constant(
+  probabilities = loaded.signatures[contract.SERVING_SIGNATURE](examples=tf.constant(
       [features.to_tf_example(image, label).SerializeToString()
-       for image, label in zip(*fixtures_model.slice_eval_digits())]))["probabilities"]
+       for image, label in zip(*fixtures_model.slice_eval_digits(), strict=True)]))["probabilities"]
   assert np.mean(np.argmax(probabilities, axis=1) == fixtures_model.slice_eval_digits()[1]) > 0.8
   interpreter = Interpreter(model_content=int8_tflite.convert_to_int8_tflite(serving_dir))
   assert interpreter.get_input_details()[0]["dtype"] == np.int8

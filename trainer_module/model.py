@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from components import features
+from components import contract
 from trainer_module import hparams as hparams_lib
 from trainer_module import layers
 from trainer_module import quantizers
@@ -49,7 +49,7 @@ class QatCnn(_QatNetwork):
     super().__init__(hp, name=name)
     with self.name_scope:
       self.convs, self.conv_quantizers = [], []
-      channels, size = 1, features.IMAGE_HEIGHT
+      channels, size = 1, contract.IMAGE_HEIGHT
       for i, filters in enumerate(hp.conv_filters):
         self.convs.append(layers.Conv2D(channels, filters, hp.conv_kernel_size,
                                         seed=[hp.seed, i], name=f"conv{i + 1}"))
@@ -59,14 +59,14 @@ class QatCnn(_QatNetwork):
       self.hidden = layers.Linear(self.flat_size, hp.dense_units, seed=[hp.seed, 100],
                                   name="dense1")
       self.hidden_quantizer = self._activation_quantizer("dense1_relu_quant")
-      self.head = layers.Linear(hp.dense_units, features.NUM_CLASSES, seed=[hp.seed, 101],
+      self.head = layers.Linear(hp.dense_units, contract.NUM_CLASSES, seed=[hp.seed, 101],
                                 name="logits")
 
   def __call__(self, images: tf.Tensor, quantize: quantizers.Switch, training: bool,
                dropout_seed: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Maps float images [N, 28, 28, 1] in [0, 1] to fake-quantized logits [N, 10]."""
     x = self.input_quantizer(images, quantize)
-    for conv, quantizer in zip(self.convs, self.conv_quantizers):
+    for conv, quantizer in zip(self.convs, self.conv_quantizers, strict=True):
       x = quantizer(tf.nn.relu(conv(x, quantize)), quantize, training)
       x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="SAME")
     x = tf.reshape(x, [-1, self.flat_size])
@@ -81,15 +81,15 @@ class QatMlp(_QatNetwork):
   def __init__(self, hp: hparams_lib.HParams, name="qat_mlp"):
     super().__init__(hp, name=name)
     with self.name_scope:
-      self.hidden = layers.Linear(features.NUM_PIXELS, hp.mlp_units, seed=[hp.seed, 0],
+      self.hidden = layers.Linear(contract.NUM_PIXELS, hp.mlp_units, seed=[hp.seed, 0],
                                   name="dense1")
       self.hidden_quantizer = self._activation_quantizer("dense1_relu_quant")
-      self.head = layers.Linear(hp.mlp_units, features.NUM_CLASSES, seed=[hp.seed, 1],
+      self.head = layers.Linear(hp.mlp_units, contract.NUM_CLASSES, seed=[hp.seed, 1],
                                 name="logits")
 
   def __call__(self, images: tf.Tensor, quantize: quantizers.Switch, training: bool,
                dropout_seed: Optional[tf.Tensor] = None) -> tf.Tensor:
-    x = tf.reshape(self.input_quantizer(images, quantize), [-1, features.NUM_PIXELS])
+    x = tf.reshape(self.input_quantizer(images, quantize), [-1, contract.NUM_PIXELS])
     x = self.hidden_quantizer(tf.nn.relu(self.hidden(x, quantize)), quantize, training)
     x = self._drop(x, training, dropout_seed)
     return self.logits_quantizer(self.head(x, quantize), quantize, training)

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components import contract
 from components import features
 from tests import mnist_slices
 from trainer_module import hparams as hparams_lib
 from trainer_module import model as model_lib
 
 _SEED = tf.constant([0, 0], tf.int64)
-_IMAGES_SPEC = tf.TensorSpec([None, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1], tf.float32)
+_IMAGES_SPEC = tf.TensorSpec([None, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1], tf.float32)
 
 
 def _inference_graph(network, quantize):
@@ -29,7 +30,7 @@ def _producer_type(tensor):
 
 @pytest.fixture(scope="module")
 def digits():
-  images, labels = mnist_slices.load_full(features.TRAIN_SPLIT)
+  images, labels = mnist_slices.load_full(contract.TRAIN_SPLIT)
   return features.to_images(images[:64].reshape(64, -1)), labels[:64]
 
 
@@ -93,5 +94,5 @@ def test_activation_ranges_track_only_while_training(digits):
   first = [q.max.numpy() for q in quantizers]
   network(images * 0.5, quantize=False, training=True, dropout_seed=_SEED)
   decay = network.ema_decay
-  for quantizer, before in zip(quantizers, first):
+  for quantizer, before in zip(quantizers, first, strict=True):
     assert before * decay < quantizer.max.numpy() < before  # Averaged, not replaced.

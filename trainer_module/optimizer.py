@@ -41,7 +41,7 @@ class Adam(tf.Module):
     step = tf.cast(self.step.assign_add(1), tf.float32)
     corrected_lr = (learning_rate * tf.sqrt(1.0 - tf.pow(self.beta2, step)) /
                     (1.0 - tf.pow(self.beta1, step)))
-    for gradient, parameter, m, v in zip(gradients, parameters, self.m, self.v):
+    for gradient, parameter, m, v in zip(gradients, parameters, self.m, self.v, strict=True):
       m.assign(self.beta1 * m + (1.0 - self.beta1) * gradient)
       v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(gradient))
       parameter.assign_sub(corrected_lr * m / (tf.sqrt(v) + self.epsilon))

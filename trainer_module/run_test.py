@@ -3,11 +3,14 @@
 import os
 
 import ml_metadata as mlmd
+import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components import features
+from components import contract
 from trainer_module import train
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 
 def _trainer_pipeline(examples_dir: str, root: str, run_fn: str, custom_config):
@@ -16,8 +19,8 @@ def _trainer_pipeline(examples_dir: str, root: str, run_fn: str, custom_config):
       properties={"split_names": '["train", "eval"]'}).with_id("examples_importer")
   trainer = tfx.components.Trainer(
       run_fn=run_fn, examples=importer.outputs["result"],
-      train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
-      eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+      train_args=tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT]),
+      eval_args=tfx.proto.EvalArgs(splits=[contract.EVAL_SPLIT]),
       custom_config=custom_config)
   return tfx.dsl.Pipeline(
       pipeline_name="trainer_test", pipeline_root=os.path.join(root, "pipeline_root"),
@@ -41,7 +44,7 @@ def test_run_fn_in_the_tfx_trainer(examples_dir, tmp_path):
                                          {"epochs": 1, "batch_size": 32})
   serving_dir = os.path.join(model_uri, "Format-Serving")
   loaded = tf.saved_model.load(serving_dir)
-  assert set(loaded.signatures) == {features.SERVING_SIGNATURE, features.PREDICT_IMAGES_SIGNATURE,
-                                    features.SINGLE_IMAGE_SIGNATURE}
+  assert set(loaded.signatures) == {contract.SERVING_SIGNATURE, contract.PREDICT_IMAGES_SIGNATURE,
+                                    contract.SINGLE_IMAGE_SIGNATURE}
   assert tf.io.gfile.glob(os.path.join(model_run_uri, train.TRAIN_LOG_SUBDIR, "events.*"))
   assert tf.io.gfile.glob(os.path.join(model_run_uri, train.CHECKPOINT_SUBDIR, "ckpt-1.index"))

@@ -17,6 +17,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from components import contract
 from components import features
 from trainer_module import data
 from trainer_module import export
@@ -28,7 +29,7 @@ TRAIN_LOG_SUBDIR = "train"
 EVAL_LOG_SUBDIR = "eval"
 CHECKPOINT_SUBDIR = "checkpoints"
 _NUM_LOGGED_IMAGES = 8
-_PIXELS_SPEC = tf.TensorSpec([None, features.NUM_PIXELS], tf.uint8)
+_PIXELS_SPEC = tf.TensorSpec([None, contract.NUM_PIXELS], tf.uint8)
 _LABELS_SPEC = tf.TensorSpec([None], tf.int32)
 
 
@@ -54,7 +55,7 @@ def checkpoint_dir_for(hp: hparams_lib.HParams, train_files: Sequence[str],
 
 def _shift(images: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
   """Translates each image by its own random offset of up to max_shift pixels (zero fill)."""
-  size = features.IMAGE_HEIGHT
+  size = contract.IMAGE_HEIGHT
   padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
   offsets = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed=seed,
                                         maxval=2 * max_shift + 1, dtype=tf.int32)
@@ -134,7 +135,7 @@ def _make_evaluation(network: model_lib.Network, adam: optimizer_lib.Adam,
 
   def evaluate():
     loss_sum, correct_sum = (tf.add_n(sums) for sums in zip(*(
-        eval_step(*batch) for batch in data.eval_batches(pixels, labels))))
+        eval_step(*batch) for batch in data.eval_batches(pixels, labels)), strict=True))
     return float(loss_sum) / len(labels), float(correct_sum) / len(labels)
 
   return evaluate

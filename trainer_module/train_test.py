@@ -6,13 +6,15 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
+import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 
 from tests import fixtures_model
 from trainer_module import hparams as hparams_lib
 from trainer_module import train
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 
 def _checkpoint_values(checkpoint_prefix):

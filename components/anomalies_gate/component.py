@@ -8,16 +8,20 @@ or pushed, on LocalDagRunner and on Kubeflow alike.
 from typing import Optional
 
 from tfx import types
-from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ComponentSpec
+from tfx.types.component_spec import ExecutionParameter
 
+from components.anomalies_gate import constants
 from components.anomalies_gate import executor
 
 
 class AnomaliesGateSpec(ComponentSpec):
-  PARAMETERS = {executor.ALLOW_ANOMALIES_KEY: ExecutionParameter(type=int, optional=True)}
-  INPUTS = {executor.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
+  PARAMETERS = {constants.ALLOW_ANOMALIES_KEY: ExecutionParameter(type=int, optional=True)}
+  INPUTS = {constants.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
   OUTPUTS = {}
 
 

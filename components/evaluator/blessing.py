@@ -27,6 +27,12 @@ class Thresholds:
   # tolerance keeps that noise from blocking every new model while a real regression still fails.
   baseline_tolerance: float
 
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{field.name} is a fraction and must be in [0, 1], got {value}")
+
 
 def decide(int8_accuracy: float, quantization_drop: float,
            baseline_int8_accuracy: Optional[float], thresholds: Thresholds) -> Tuple[bool, str]:

@@ -14,17 +14,19 @@ from tfx.types import component_spec
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
-from components import features
+from components import contract
 from components.evaluator import blessing as blessing_lib
+from components.evaluator import constants
 from components.evaluator import executor
+
 
 class Int8EvaluatorSpec(types.ComponentSpec):
   """Inputs, outputs and parameters of Int8Evaluator."""
   PARAMETERS = {
-      executor.MIN_INT8_ACCURACY_KEY: component_spec.ExecutionParameter(type=float),
-      executor.MAX_QUANTIZATION_DROP_KEY: component_spec.ExecutionParameter(type=float),
-      executor.BASELINE_TOLERANCE_KEY: component_spec.ExecutionParameter(type=float),
-      executor.EVAL_SPLIT_KEY: component_spec.ExecutionParameter(type=str),
+      constants.MIN_INT8_ACCURACY_KEY: component_spec.ExecutionParameter(type=float),
+      constants.MAX_QUANTIZATION_DROP_KEY: component_spec.ExecutionParameter(type=float),
+      constants.BASELINE_TOLERANCE_KEY: component_spec.ExecutionParameter(type=float),
+      constants.EVAL_SPLIT_KEY: component_spec.ExecutionParameter(type=str),
   }
   INPUTS = {
       standard_component_specs.EXAMPLES_KEY:
@@ -63,7 +65,7 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
                min_int8_accuracy: float = blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
                max_quantization_drop: float = blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
                baseline_tolerance: float = blessing_lib.DEFAULT_BASELINE_TOLERANCE,
-               eval_split: str = features.EVAL_SPLIT):
+               eval_split: str = contract.EVAL_SPLIT):
     """Constructs the component.
 
     Args:
@@ -76,7 +78,11 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
       max_quantization_drop: maximum float accuracy minus int8 accuracy (fraction) to bless.
       baseline_tolerance: allowed int8 accuracy shortfall against the baseline (fraction).
       eval_split: name of the split to evaluate on.
+
+    Raises:
+      ValueError: a threshold outside [0, 1] (checked when the pipeline is built).
     """
+    blessing_lib.Thresholds(min_int8_accuracy, max_quantization_drop, baseline_tolerance)
     spec = Int8EvaluatorSpec(
         examples=examples,
         model=model,

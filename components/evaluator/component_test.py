@@ -1,4 +1,5 @@
-"""Int8Evaluator in real TFX pipelines (LocalDagRunner, SQLite MLMD), with the blessed-model Resolver."""
+"""Int8Evaluator in real TFX pipelines (LocalDagRunner, SQLite MLMD), with the blessed-model
+Resolver."""
 
 import json
 import os
@@ -11,9 +12,11 @@ from tfx import v1 as tfx_v1
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components import features
+from components import contract
 from components.evaluator import component
-from components.evaluator import executor
+from components.evaluator import constants
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 PIPELINE_NAME = "int8_evaluator_test"
 
@@ -28,7 +31,7 @@ def build_pipeline(root, examples_uri, model_uri, with_baseline=True, **evaluato
   examples = tfx_v1.dsl.Importer(
       source_uri=examples_uri, artifact_type=standard_artifacts.Examples,
       properties={"split_names": artifact_utils.encode_split_names(
-          [features.TRAIN_SPLIT, features.EVAL_SPLIT])},
+          [contract.TRAIN_SPLIT, contract.EVAL_SPLIT])},
       custom_properties=version).with_id("examples_importer")
   model = tfx_v1.dsl.Importer(source_uri=model_uri, artifact_type=standard_artifacts.Model,
                               custom_properties=version).with_id("model_importer")
@@ -87,7 +90,7 @@ def test_second_run_compares_against_first_runs_blessed_model(tmp_path, examples
                                                   standard_artifacts.ModelEvaluation.TYPE_NAME)
   metrics = []
   for evaluation in (first_evaluation, second_evaluation):
-    with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
+    with open(os.path.join(evaluation.uri, constants.METRICS_FILE)) as f:
       metrics.append(json.load(f))
   assert metrics[0]["baseline"] is None
   assert metrics[1]["baseline"]["model"]["id"] == first_model.id

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tfx.utils import path_utils
 
-from components import features
+from components import contract
 
 
 def as_model_artifact_dir(saved_model_dir: str, model_uri: str) -> str:
@@ -48,18 +48,18 @@ def float_only_model_uri(tmp_path_factory) -> str:
   """The right signatures over a float softmax without FakeQuant ops: no int8 conversion exists
   (full-int8 conversion needs quantization ranges, and this model carries none)."""
   module = tf.Module()
-  module.weights = tf.Variable(tf.zeros([features.NUM_PIXELS, features.NUM_CLASSES]))
+  module.weights = tf.Variable(tf.zeros([contract.NUM_PIXELS, contract.NUM_CLASSES]))
 
   def predict(images):
-    flat = tf.reshape(images, [-1, features.NUM_PIXELS])
-    return {features.PROBABILITIES_OUTPUT: tf.nn.softmax(tf.matmul(flat, module.weights))}
+    flat = tf.reshape(images, [-1, contract.NUM_PIXELS])
+    return {contract.PROBABILITIES_OUTPUT: tf.nn.softmax(tf.matmul(flat, module.weights))}
 
-  image_shape = [features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1]
+  image_shape = [contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1]
   signatures = {
       name: tf.function(predict, input_signature=[
-          tf.TensorSpec([batch, *image_shape], tf.float32, name=features.IMAGES_INPUT)])
-      for name, batch in ((features.PREDICT_IMAGES_SIGNATURE, None),
-                          (features.SINGLE_IMAGE_SIGNATURE, 1))
+          tf.TensorSpec([batch, *image_shape], tf.float32, name=contract.IMAGES_INPUT)])
+      for name, batch in ((contract.PREDICT_IMAGES_SIGNATURE, None),
+                          (contract.SINGLE_IMAGE_SIGNATURE, 1))
   }
   model_uri = str(tmp_path_factory.mktemp("float_only_model_uri"))
   tf.saved_model.save(module, path_utils.serving_model_dir(model_uri), signatures=signatures)

@@ -7,7 +7,6 @@ and TensorBoard logs and publish the blessing. Any bad input raises before a ble
 so a failed execution publishes nothing.
 """
 
-import hashlib
 import json
 import os
 import time
@@ -27,28 +26,15 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
+from components import contract
+from components import errors
 from components import features
 from components import int8_runtime
 from components import int8_tflite
 from components.evaluator import blessing as blessing_lib
+from components.evaluator import constants
 from components.evaluator import metrics as metrics_lib
 from components.evaluator import tensorboard_summary
-
-# Execution parameter keys (see component.py).
-MIN_INT8_ACCURACY_KEY = "min_int8_accuracy"
-MAX_QUANTIZATION_DROP_KEY = "max_quantization_drop"
-BASELINE_TOLERANCE_KEY = "baseline_tolerance"
-EVAL_SPLIT_KEY = "eval_split"
-
-# Files inside the evaluation artifact's uri.
-METRICS_FILE = "metrics.json"
-TENSORBOARD_DIR = "tensorboard"
-CANDIDATE_TFLITE_FILE = "model_int8.tflite"
-BASELINE_TFLITE_FILE = "baseline_model_int8.tflite"
-
-# Custom properties of the ModelBlessing beyond TFX's own (blessed, current_model, ...).
-TFLITE_SHA256_PROPERTY = "int8_tflite_sha256"
-REASON_PROPERTY = "reason"
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -61,7 +47,7 @@ _STATS_FILE = "int8_evaluator_stats.json"
 _LATENCY_FILE = "int8_evaluator_latency.json"
 
 
-class EvaluatorInputError(ValueError):
+class EvaluatorInputError(errors.PipelineInputError):
   """An input cannot be evaluated; the message names the artifact and the problem."""
 
 
@@ -77,18 +63,18 @@ def _checked_saved_model_path(model: types.Artifact, role: str) -> str:
     saved_model.ParseFromString(f.read())
   signatures = saved_model.meta_graphs[0].signature_def
   public_signatures = sorted(name for name in signatures if not name.startswith("__"))
-  for name in (features.PREDICT_IMAGES_SIGNATURE, features.SINGLE_IMAGE_SIGNATURE):
+  for name in (contract.PREDICT_IMAGES_SIGNATURE, contract.SINGLE_IMAGE_SIGNATURE):
     if name not in signatures:
       raise EvaluatorInputError(
           f"{role} model {path} lacks the signature {name!r} (it has {public_signatures}); "
           "the evaluator needs the signatures declared in components/features.py")
     signature = signatures[name]
-    if (list(signature.inputs) != [features.IMAGES_INPUT] or
-        features.PROBABILITIES_OUTPUT not in signature.outputs):
+    if (list(signature.inputs) != [contract.IMAGES_INPUT] or
+        contract.PROBABILITIES_OUTPUT not in signature.outputs):
       raise EvaluatorInputError(
           f"{role} model {path}: signature {name!r} maps {sorted(signature.inputs)} -> "
-          f"{sorted(signature.outputs)}, expected {features.IMAGES_INPUT!r} -> "
-          f"{features.PROBABILITIES_OUTPUT!r}")
+          f"{sorted(signature.outputs)}, expected {contract.IMAGES_INPUT!r} -> "
+          f"{contract.PROBABILITIES_OUTPUT!r}")
   return path
 
 
@@ -100,7 +86,8 @@ def _split_file_pattern(examples: types.Artifact, split: str) -> str:
                               f"(splits: {split_names})")
   pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
   if not fileio.glob(pattern):
-    raise EvaluatorInputError(f"split {split!r} of examples {examples.uri} has no files ({pattern})")
+    raise EvaluatorInputError(
+        f"split {split!r} of examples {examples.uri} has no files ({pattern})")
   return pattern
 
 
@@ -144,7 +131,7 @@ class _EvaluateBatchFn(beam.DoFn):
 
   def setup(self):
     self._predict_images = tf.saved_model.load(
-        self._saved_model_path).signatures[features.PREDICT_IMAGES_SIGNATURE]
+        self._saved_model_path).signatures[contract.PREDICT_IMAGES_SIGNATURE]
     self._int8_runners = {}
     for name, path in self._tflite_paths.items():
       with fileio.open(path, "rb") as f:
@@ -153,12 +140,12 @@ class _EvaluateBatchFn(beam.DoFn):
   def process(self, serialized: List[bytes]) -> Iterator[Union[Dict[str, Any],
                                                               beam.pvalue.TaggedOutput]]:
     parsed = tf.io.parse_example(serialized, features.FEATURE_SPEC)
-    pixels = parsed[features.IMAGE_KEY].numpy()
-    labels = parsed[features.LABEL_KEY].numpy()
-    if labels.min() < 0 or labels.max() >= features.NUM_CLASSES:
-      raise ValueError(f"labels outside 0-{features.NUM_CLASSES - 1}: {sorted(set(labels))}")
+    pixels = parsed[contract.IMAGE_KEY].numpy()
+    labels = parsed[contract.LABEL_KEY].numpy()
+    if labels.min() < 0 or labels.max() >= contract.NUM_CLASSES:
+      raise ValueError(f"labels outside 0-{contract.NUM_CLASSES - 1}: {sorted(set(labels))}")
     float_probabilities = self._predict_images(**{
-        features.IMAGES_INPUT: features.to_images(pixels)})[features.PROBABILITIES_OUTPUT].numpy()
+        contract.IMAGES_INPUT: features.to_images(pixels)})[contract.PROBABILITIES_OUTPUT].numpy()
     stats = {"count": len(labels), "float": metrics_lib.batch_stats(labels, float_probabilities)}
     for name, runner in self._int8_runners.items():
       probabilities, latencies, batched_seconds, mismatches = runner.run(pixels)
@@ -208,7 +195,7 @@ def _int8_metrics(model_stats: Dict[str, Any], num_examples: int, model_content:
       **metrics_lib.classification_metrics(model_stats["confusion_matrix"],
                                            model_stats["log_loss_sum"]),
       "tflite_file": tflite_file,
-      "tflite_sha256": hashlib.sha256(model_content).hexdigest(),
+      "tflite_sha256": int8_tflite.model_sha256(model_content),
       "model_size_bytes": len(model_content),
       "latency_ms": {"p50": 1000 * latency_quantiles[50], "p99": 1000 * latency_quantiles[99]},
       "batched_images_per_second": num_examples / model_stats["batched_seconds"],
@@ -238,17 +225,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     blessing = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.BLESSING_KEY])
     thresholds = blessing_lib.Thresholds(
-        min_int8_accuracy=float(exec_properties[MIN_INT8_ACCURACY_KEY]),
-        max_quantization_drop=float(exec_properties[MAX_QUANTIZATION_DROP_KEY]),
-        baseline_tolerance=float(exec_properties[BASELINE_TOLERANCE_KEY]))
-    split = exec_properties[EVAL_SPLIT_KEY]
+        min_int8_accuracy=float(exec_properties[constants.MIN_INT8_ACCURACY_KEY]),
+        max_quantization_drop=float(exec_properties[constants.MAX_QUANTIZATION_DROP_KEY]),
+        baseline_tolerance=float(exec_properties[constants.BASELINE_TOLERANCE_KEY]))
+    split = exec_properties[constants.EVAL_SPLIT_KEY]
 
     file_pattern = _split_file_pattern(examples, split)
     saved_model_path = _checked_saved_model_path(model, CANDIDATE)
-    models = {CANDIDATE: (model, saved_model_path, CANDIDATE_TFLITE_FILE)}
+    models = {CANDIDATE: (model, saved_model_path, constants.CANDIDATE_TFLITE_FILE)}
     if baseline_model is not None:
       models[BASELINE] = (baseline_model, _checked_saved_model_path(baseline_model, BASELINE),
-                          BASELINE_TFLITE_FILE)
+                          constants.BASELINE_TFLITE_FILE)
 
     tflite_contents, tflite_paths = {}, {}
     for name, (_, path, tflite_file) in models.items():
@@ -263,7 +250,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       raise EvaluatorInputError(f"split {split!r} of examples {examples.uri} holds no examples")
 
     int8_metrics = _int8_metrics(stats[CANDIDATE], num_examples, tflite_contents[CANDIDATE],
-                                 CANDIDATE_TFLITE_FILE, latency_quantiles[CANDIDATE])
+                                 constants.CANDIDATE_TFLITE_FILE, latency_quantiles[CANDIDATE])
     float_metrics = metrics_lib.classification_metrics(stats["float"]["confusion_matrix"],
                                                        stats["float"]["log_loss_sum"])
     quantization_drop = (float_metrics["correct"] - int8_metrics["correct"]) / num_examples
@@ -272,7 +259,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       baseline_metrics = {
           "model": _model_info(baseline_model, models[BASELINE][1]),
           "int8": _int8_metrics(stats[BASELINE], num_examples, tflite_contents[BASELINE],
-                                BASELINE_TFLITE_FILE, latency_quantiles[BASELINE]),
+                                constants.BASELINE_TFLITE_FILE, latency_quantiles[BASELINE]),
       }
     blessed, reason = blessing_lib.decide(
         int8_metrics["accuracy"], quantization_drop,
@@ -290,16 +277,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         "quantization_accuracy_drop": quantization_drop,
         "baseline": baseline_metrics,
         "thresholds": {
-            MIN_INT8_ACCURACY_KEY: thresholds.min_int8_accuracy,
-            MAX_QUANTIZATION_DROP_KEY: thresholds.max_quantization_drop,
-            BASELINE_TOLERANCE_KEY: thresholds.baseline_tolerance,
+            constants.MIN_INT8_ACCURACY_KEY: thresholds.min_int8_accuracy,
+            constants.MAX_QUANTIZATION_DROP_KEY: thresholds.max_quantization_drop,
+            constants.BASELINE_TOLERANCE_KEY: thresholds.baseline_tolerance,
         },
         "blessed": blessed,
         "reason": reason,
     }
-    io_utils.write_string_file(os.path.join(evaluation.uri, METRICS_FILE),
+    io_utils.write_string_file(os.path.join(evaluation.uri, constants.METRICS_FILE),
                                json.dumps(metrics, indent=2))
-    tensorboard_summary.write(os.path.join(evaluation.uri, TENSORBOARD_DIR), metrics)
+    tensorboard_summary.write(os.path.join(evaluation.uri, constants.TENSORBOARD_DIR), metrics)
     self._publish_blessing(blessing, model, baseline_model, blessed, reason,
                            int8_metrics["tflite_sha256"])
 
@@ -341,8 +328,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                           baseline_model.uri)
       blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
                                        baseline_model.id)
-    blessing.set_string_custom_property(TFLITE_SHA256_PROPERTY, tflite_sha256)
-    blessing.set_string_custom_property(REASON_PROPERTY, reason)
+    blessing.set_string_custom_property(constants.TFLITE_SHA256_PROPERTY, tflite_sha256)
+    blessing.set_string_custom_property(constants.REASON_PROPERTY, reason)
     marker = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
     io_utils.write_string_file(os.path.join(blessing.uri, marker), "")
     blessing.set_int_custom_property(

@@ -5,27 +5,30 @@ import hashlib
 import json
 import os
 
+from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import pytest
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
+from components import contract
 from components import features
 from components import int8_tflite
 from components.evaluator import blessing as blessing_lib
+from components.evaluator import constants
 from components.evaluator import executor
 
 # The slice models are trained for seconds on 2,000 images: thresholds for them, not for MNIST.
-SLICE_PARAMS = {executor.MIN_INT8_ACCURACY_KEY: 0.85, executor.MAX_QUANTIZATION_DROP_KEY: 0.02}
-EVALUATION_FILES = {executor.METRICS_FILE, executor.TENSORBOARD_DIR, executor.CANDIDATE_TFLITE_FILE}
+SLICE_PARAMS = {constants.MIN_INT8_ACCURACY_KEY: 0.85, constants.MAX_QUANTIZATION_DROP_KEY: 0.02}
+EVALUATION_FILES = {constants.METRICS_FILE, constants.TENSORBOARD_DIR,
+                    constants.CANDIDATE_TFLITE_FILE}
 
 
 def executor_args(tmp_path, examples_uri, model_uri, baseline_uri=None,
-                  split_names=(features.TRAIN_SPLIT, features.EVAL_SPLIT), **params):
+                  split_names=(contract.TRAIN_SPLIT, contract.EVAL_SPLIT), **params):
   """(input_dict, output_dict, exec_properties) as the orchestrator would pass them."""
   examples = standard_artifacts.Examples()
   examples.uri = examples_uri
@@ -47,10 +50,10 @@ def executor_args(tmp_path, examples_uri, model_uri, baseline_uri=None,
   output_dict = {standard_component_specs.EVALUATION_KEY: [evaluation],
                  standard_component_specs.BLESSING_KEY: [blessing]}
   exec_properties = {
-      executor.MIN_INT8_ACCURACY_KEY: blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
-      executor.MAX_QUANTIZATION_DROP_KEY: blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
-      executor.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
-      executor.EVAL_SPLIT_KEY: features.EVAL_SPLIT,
+      constants.MIN_INT8_ACCURACY_KEY: blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
+      constants.MAX_QUANTIZATION_DROP_KEY: blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
+      constants.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
+      constants.EVAL_SPLIT_KEY: contract.EVAL_SPLIT,
       **params,
   }
   return input_dict, output_dict, exec_properties
@@ -70,18 +73,18 @@ def run_executor(tmp_path, *args, **kwargs):
 
 
 def read_metrics(evaluation):
-  with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, constants.METRICS_FILE)) as f:
     return json.load(f)
 
 
 def read_eval_split(examples_uri):
   """(pixels uint8 [N, 784], labels [N]) of the eval split, parsed from the TFRecords directly."""
   pixels, labels = [], []
-  files = glob.glob(os.path.join(examples_uri, f"Split-{features.EVAL_SPLIT}", "*"))
+  files = glob.glob(os.path.join(examples_uri, f"Split-{contract.EVAL_SPLIT}", "*"))
   for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
     feature = tf.train.Example.FromString(record.numpy()).features.feature
-    pixels.append(feature[features.IMAGE_KEY].int64_list.value)
-    labels.append(feature[features.LABEL_KEY].int64_list.value[0])
+    pixels.append(feature[contract.IMAGE_KEY].int64_list.value)
+    labels.append(feature[contract.LABEL_KEY].int64_list.value[0])
   return np.array(pixels, np.uint8), np.array(labels)
 
 
@@ -89,7 +92,8 @@ def int8_predictions(tflite_path, pixels):
   """Argmax of the TFLite model run image by image, quantizing with the model's own parameters."""
   interpreter = Interpreter(model_path=tflite_path)
   interpreter.allocate_tensors()
-  [input_detail], [output_detail] = interpreter.get_input_details(), interpreter.get_output_details()
+  [input_detail] = interpreter.get_input_details()
+  [output_detail] = interpreter.get_output_details()
   scale, zero_point = input_detail["quantization"]
   quantized = np.clip(np.round(pixels / 255.0 / scale) + zero_point, -128, 127).astype(np.int8)
   predictions = []
@@ -101,8 +105,8 @@ def int8_predictions(tflite_path, pixels):
 
 
 def confusion_matrix(labels, predictions):
-  matrix = np.zeros((features.NUM_CLASSES, features.NUM_CLASSES), np.int64)
-  for label, prediction in zip(labels, predictions):
+  matrix = np.zeros((contract.NUM_CLASSES, contract.NUM_CLASSES), np.int64)
+  for label, prediction in zip(labels, predictions, strict=True):
     matrix[label, prediction] += 1
   return matrix
 
@@ -127,14 +131,14 @@ def test_trained_model_is_blessed_and_metrics_match_direct_computation(tmp_path,
 
   metrics = read_metrics(evaluation)
   pixels, labels = read_eval_split(examples_dir)
-  tflite_path = os.path.join(evaluation.uri, executor.CANDIDATE_TFLITE_FILE)
+  tflite_path = os.path.join(evaluation.uri, constants.CANDIDATE_TFLITE_FILE)
   predictions = int8_predictions(tflite_path, pixels)
   assert metrics["num_examples"] == len(labels)
   assert metrics["int8"]["confusion_matrix"] == confusion_matrix(labels, predictions).tolist()
   assert metrics["int8"]["accuracy"] == pytest.approx(np.mean(predictions == labels))
   saved_model = tf.saved_model.load(path_utils.serving_model_path(trained_model_uri))
-  float_predictions = saved_model.signatures[features.PREDICT_IMAGES_SIGNATURE](
-      images=features.to_images(pixels))[features.PROBABILITIES_OUTPUT].numpy().argmax(axis=1)
+  float_predictions = saved_model.signatures[contract.PREDICT_IMAGES_SIGNATURE](
+      images=features.to_images(pixels))[contract.PROBABILITIES_OUTPUT].numpy().argmax(axis=1)
   assert metrics["float"]["accuracy"] == pytest.approx(np.mean(float_predictions == labels))
   assert metrics["int8_float_agreement"] == pytest.approx(np.mean(float_predictions == predictions))
   assert metrics["quantization_accuracy_drop"] == pytest.approx(
@@ -159,11 +163,11 @@ def test_trained_model_is_blessed_and_metrics_match_direct_computation(tmp_path,
   assert blessing.get_int_custom_property("blessed") == 1
   assert blessing.get_int_custom_property("current_model_id") == 11
   assert blessing.get_string_custom_property("current_model") == trained_model_uri
-  assert blessing.get_string_custom_property(executor.TFLITE_SHA256_PROPERTY) == sha256
-  assert blessing.get_string_custom_property(executor.REASON_PROPERTY) == metrics["reason"]
+  assert blessing.get_string_custom_property(constants.TFLITE_SHA256_PROPERTY) == sha256
+  assert blessing.get_string_custom_property(constants.REASON_PROPERTY) == metrics["reason"]
   assert EVALUATION_FILES <= set(os.listdir(evaluation.uri))
 
-  logged = tensorboard_values(os.path.join(evaluation.uri, executor.TENSORBOARD_DIR))
+  logged = tensorboard_values(os.path.join(evaluation.uri, constants.TENSORBOARD_DIR))
   assert logged["int8/accuracy"] == pytest.approx(metrics["int8"]["accuracy"])
   assert logged["quantization/accuracy_drop_pp"] == pytest.approx(
       100 * metrics["quantization_accuracy_drop"])
@@ -182,12 +186,12 @@ def test_untrained_model_is_not_blessed_and_reason_says_why(tmp_path, examples_d
       f"not blessed: FAILED int8 accuracy {metrics['int8']['accuracy']:.4f} < 0.8500")
   assert blessing_files(blessing) == ["NOT_BLESSED"]
   assert blessing.get_int_custom_property("blessed") == 0
-  assert blessing.get_string_custom_property(executor.REASON_PROPERTY) == metrics["reason"]
+  assert blessing.get_string_custom_property(constants.REASON_PROPERTY) == metrics["reason"]
 
 
 def write_empty_split(tmp_path):
   """An Examples dir whose eval split is one valid, empty gzipped TFRecord file."""
-  split_dir = tmp_path / "empty_examples" / f"Split-{features.EVAL_SPLIT}"
+  split_dir = tmp_path / "empty_examples" / f"Split-{contract.EVAL_SPLIT}"
   split_dir.mkdir(parents=True)
   with tf.io.TFRecordWriter(str(split_dir / "data_tfrecord-00000-of-00001.gz"), "GZIP"):
     pass
@@ -210,10 +214,10 @@ def test_bad_input_fails_clearly_and_publishes_no_blessing(
   elif case == "float_only_model":
     model_uri = float_only_model_uri
   elif case == "missing_split":
-    split_names = [features.TRAIN_SPLIT]
+    split_names = [contract.TRAIN_SPLIT]
   elif case == "split_without_files":
     examples_uri = str(tmp_path / "no_files")
-    os.makedirs(os.path.join(examples_uri, f"Split-{features.EVAL_SPLIT}"))
+    os.makedirs(os.path.join(examples_uri, f"Split-{contract.EVAL_SPLIT}"))
   elif case == "empty_split":
     examples_uri = write_empty_split(tmp_path)
   kwargs = {"split_names": split_names} if split_names else {}
@@ -226,4 +230,4 @@ def test_bad_input_fails_clearly_and_publishes_no_blessing(
   assert blessing_files(blessing) == []
   assert not blessing.has_custom_property("blessed")
   [evaluation] = args[1][standard_component_specs.EVALUATION_KEY]
-  assert not os.path.exists(os.path.join(evaluation.uri, executor.METRICS_FILE))
+  assert not os.path.exists(os.path.join(evaluation.uri, constants.METRICS_FILE))

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, List
 
 import numpy as np
 
-from components import features
+from components import contract
 
 # Probabilities are clipped to [LOG_LOSS_EPSILON, 1] before the log (Keras' epsilon): the int8
 # output is quantized in steps of 1/256, so a true-class probability of exactly 0 is common.
@@ -22,9 +22,9 @@ def batch_stats(labels: np.ndarray, probabilities: np.ndarray) -> Stats:
   """Confusion matrix (rows: true digit, columns: predicted) and summed log loss of one batch."""
   labels = np.asarray(labels, np.int64)
   predictions = np.argmax(probabilities, axis=1)
-  confusion = np.bincount(labels * features.NUM_CLASSES + predictions,
-                          minlength=features.NUM_CLASSES**2).reshape(features.NUM_CLASSES,
-                                                                     features.NUM_CLASSES)
+  confusion = np.bincount(labels * contract.NUM_CLASSES + predictions,
+                          minlength=contract.NUM_CLASSES**2).reshape(contract.NUM_CLASSES,
+                                                                     contract.NUM_CLASSES)
   true_class_probability = probabilities[np.arange(len(labels)), labels]
   log_loss_sum = -np.log(np.clip(true_class_probability, LOG_LOSS_EPSILON, 1.0)).sum()
   return {"confusion_matrix": confusion, "log_loss_sum": float(log_loss_sum)}

@@ -4,15 +4,17 @@ import os
 from typing import Any, Dict, List, Optional
 
 from tensorflow_data_validation.api import validation_api
-from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx import types
 from tfx.components.example_validator import executor as tfx_example_validator_executor
 from tfx.components.example_validator import labels
 from tfx.components.statistics_gen import stats_artifact_utils
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
 from tfx.utils import writer_utils
 
-from components import features
+from components import contract
 
 
 class Executor(tfx_example_validator_executor.Executor):
@@ -30,9 +32,9 @@ class Executor(tfx_example_validator_executor.Executor):
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]):
     statistics = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.STATISTICS_KEY])
-    if features.TRAIN_SPLIT in artifact_utils.decode_split_names(statistics.split_names):
+    if contract.TRAIN_SPLIT in artifact_utils.decode_split_names(statistics.split_names):
       self._reference_statistics = stats_artifact_utils.load_statistics(
-          statistics, features.TRAIN_SPLIT).proto()
+          statistics, contract.TRAIN_SPLIT).proto()
     return super().Do(input_dict, output_dict, exec_properties)
 
   def _Validate(self, inputs: Dict[str, Any],

@@ -9,6 +9,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
+from components.mnist_example_gen import constants
 from components.mnist_example_gen import driver
 from components.mnist_example_gen import executor
 
@@ -17,13 +18,13 @@ class MnistExampleGenSpec(types.ComponentSpec):
   """Parameters: where the IDX files are and how many shards each split gets."""
 
   PARAMETERS = {
-      executor.INPUT_DIR_KEY: ExecutionParameter(type=str),
-      executor.NUM_TRAIN_SHARDS_KEY: ExecutionParameter(type=int, optional=True),
-      executor.NUM_EVAL_SHARDS_KEY: ExecutionParameter(type=int, optional=True),
+      constants.INPUT_DIR_KEY: ExecutionParameter(type=str),
+      constants.NUM_TRAIN_SHARDS_KEY: ExecutionParameter(type=int, optional=True),
+      constants.NUM_EVAL_SHARDS_KEY: ExecutionParameter(type=int, optional=True),
   }
   INPUTS = {}
   OUTPUTS = {
-      executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+      constants.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
   }
 
 
@@ -59,9 +60,19 @@ class MnistExampleGen(base_beam_component.BaseBeamComponent):
         train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
         t10k-labels-idx1-ubyte, each optionally gzipped (.gz), and optionally SHA256SUMS.
       num_train_shards: TFRecord files for the train split (default: see
-        executor.DEFAULT_NUM_SHARDS).
+        constants.DEFAULT_NUM_SHARDS).
       num_eval_shards: TFRecord files for the eval split (default: likewise).
+
+    Raises:
+      ValueError: an empty input_dir or a shard count below 1 (checked when the pipeline is
+        built, not after the run started).
     """
+    if not input_dir:
+      raise ValueError("MnistExampleGen needs an input_dir holding the four MNIST IDX files")
+    for name, count in (("num_train_shards", num_train_shards),
+                        ("num_eval_shards", num_eval_shards)):
+      if count is not None and count < 1:
+        raise ValueError(f"{name} must be at least 1, got {count}")
     spec = MnistExampleGenSpec(
         input_dir=input_dir,
         num_train_shards=num_train_shards,

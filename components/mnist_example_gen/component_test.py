@@ -3,15 +3,17 @@
 import os
 import shutil
 
-import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+import pytest
 from tfx import v1 as tfx
 
 from components.mnist_example_gen import component
-from components.mnist_example_gen import executor
+from components.mnist_example_gen import constants
 from components.mnist_example_gen import idx
 from tests import mnist_slices
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 Execution = metadata_store_pb2.Execution
 
@@ -19,9 +21,9 @@ Execution = metadata_store_pb2.Execution
 def test_constructor_declares_parameters_and_examples_output():
   example_gen = component.MnistExampleGen(input_dir="gs://bucket/mnist", num_train_shards=4)
 
-  assert example_gen.exec_properties[executor.INPUT_DIR_KEY] == "gs://bucket/mnist"
-  assert example_gen.exec_properties[executor.NUM_TRAIN_SHARDS_KEY] == 4
-  assert example_gen.outputs[executor.EXAMPLES_KEY].type_name == "Examples"
+  assert example_gen.exec_properties[constants.INPUT_DIR_KEY] == "gs://bucket/mnist"
+  assert example_gen.exec_properties[constants.NUM_TRAIN_SHARDS_KEY] == 4
+  assert example_gen.outputs[constants.EXAMPLES_KEY].type_name == "Examples"
 
 
 class PipelineRuns:
@@ -51,7 +53,7 @@ class PipelineRuns:
 
 
 def counts(artifact: metadata_store_pb2.Artifact):
-  return {split: artifact.custom_properties[executor.num_examples_property(split)].int_value
+  return {split: artifact.custom_properties[constants.num_examples_property(split)].int_value
           for split in idx.SPLIT_FILES}
 
 

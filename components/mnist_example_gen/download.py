@@ -8,10 +8,10 @@ A SHA256SUMS is written beside them, so MnistExampleGen verifies the files once 
 import hashlib
 import http.client
 import os
+from typing import Sequence
 import urllib.error
 import urllib.request
 import uuid
-from typing import Sequence
 
 from absl import logging
 from tfx.dsl.io import fileio

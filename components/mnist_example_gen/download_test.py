@@ -41,7 +41,9 @@ def server_root(tmp_path_factory):
 @pytest.fixture
 def server(server_root):
   """A loopback HTTP server over `server_root`; `.url(mirror)` and `.requests` for the tests."""
-  handler = lambda *args: RecordingHandler(*args, directory=str(server_root))
+  def handler(*args):
+    return RecordingHandler(*args, directory=str(server_root))
+
   httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
   httpd.requests = []
   httpd.url = lambda mirror: f"http://127.0.0.1:{httpd.server_port}/{mirror}/"

@@ -13,7 +13,7 @@ from tfx.dsl.io import fileio
 from tfx.orchestration.portable import data_types
 from tfx.proto.orchestration import driver_output_pb2
 
-from components.mnist_example_gen import executor
+from components.mnist_example_gen import constants
 from components.mnist_example_gen import idx
 
 
@@ -31,6 +31,6 @@ class Driver(base_driver.BaseDriver):
 
   def run(self, execution_info: data_types.ExecutionInfo) -> driver_output_pb2.DriverOutput:
     result = driver_output_pb2.DriverOutput()
-    result.exec_properties[executor.INPUT_FINGERPRINT_KEY].string_value = input_fingerprint(
-        execution_info.exec_properties[executor.INPUT_DIR_KEY])
+    result.exec_properties[constants.INPUT_FINGERPRINT_KEY].string_value = input_fingerprint(
+        execution_info.exec_properties[constants.INPUT_DIR_KEY])
     return result

@@ -8,13 +8,13 @@ runner and any number of workers.
 """
 
 import os
-import uuid
 from typing import Any, Dict, List, NamedTuple
+import uuid
 
-import apache_beam as beam
-import tensorflow as tf
 from absl import logging
+import apache_beam as beam
 from apache_beam.utils import shared
+import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
@@ -24,30 +24,14 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components import features
+from components.mnist_example_gen import constants
 from components.mnist_example_gen import idx
-
-INPUT_DIR_KEY = "input_dir"
-NUM_TRAIN_SHARDS_KEY = "num_train_shards"
-NUM_EVAL_SHARDS_KEY = "num_eval_shards"
-# Set by the driver from the input files' content, so that TFX's cache key changes with the data.
-INPUT_FINGERPRINT_KEY = "input_fingerprint"
-EXAMPLES_KEY = "examples"
-
-# Enough shards for two or more workers to share a split and for the trainer to interleave reads.
-DEFAULT_NUM_SHARDS = {features.TRAIN_SPLIT: 10, features.EVAL_SPLIT: 2}
-NUM_SHARDS_KEYS = {features.TRAIN_SPLIT: NUM_TRAIN_SHARDS_KEY,
-                   features.EVAL_SPLIT: NUM_EVAL_SHARDS_KEY}
 
 # Shard files are named as Beam's WriteToTFRecord names them in TFX's own ExampleGen.
 SHARD_NAME_TEMPLATE = write_split.DEFAULT_TF_RECORD_FILE_NAME + "-{index:05d}-of-{count:05d}.gz"
 # Shards are written here first and renamed into Split-* only when complete, so a reader of a
 # split directory never sees a partial file, even when a runner retries a bundle.
 STAGING_DIR_NAME = ".staging"
-
-
-def num_examples_property(split: str) -> str:
-  """Name of the Examples artifact's int custom property holding the split's record count."""
-  return f"{split}_num_examples"
 
 
 class Shard(NamedTuple):
@@ -97,7 +81,7 @@ class _WriteShard(beam.DoFn):
     staging_path = os.path.join(staging_dir, f"{shard.split}-{shard.index}-{uuid.uuid4().hex}.gz")
     with tf.io.TFRecordWriter(staging_path, tf.io.TFRecordOptions(compression_type="GZIP")) as w:
       for image, label in zip(decoded.images[shard.start:shard.end],
-                              decoded.labels[shard.start:shard.end]):
+                              decoded.labels[shard.start:shard.end], strict=True):
         # Deterministic map order, so the same input always gives byte-identical records.
         w.write(features.to_tf_example(image, label).SerializeToString(deterministic=True))
     final_path = os.path.join(split_dir,
@@ -118,17 +102,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       ValueError: a shard count is not positive.
     """
     self._log_startup(input_dict, output_dict, exec_properties)
-    input_dir = exec_properties[INPUT_DIR_KEY]
+    input_dir = exec_properties[constants.INPUT_DIR_KEY]
     num_shards = {}
-    for split, key in NUM_SHARDS_KEYS.items():
+    for split, key in constants.NUM_SHARDS_KEYS.items():
       value = exec_properties.get(key)
-      num_shards[split] = DEFAULT_NUM_SHARDS[split] if value is None else int(value)
+      num_shards[split] = constants.DEFAULT_NUM_SHARDS[split] if value is None else int(value)
       if num_shards[split] < 1:
         raise ValueError(f"{key} must be at least 1, got {value}")
 
     logging.info("Validating the MNIST IDX files in %s", input_dir)
     sources = idx.validate_input_dir(input_dir)
-    examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
+    examples = artifact_utils.get_single_instance(output_dict[constants.EXAMPLES_KEY])
     shards = [shard for split, source in sources.items()
               for shard in plan_shards(split, source.num_examples, num_shards[split])]
 
@@ -143,6 +127,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples_utils.set_file_format(
         examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
     for split, source in sources.items():
-      examples.set_int_custom_property(num_examples_property(split), source.num_examples)
+      examples.set_int_custom_property(constants.num_examples_property(split), source.num_examples)
       logging.info("Wrote %d %s examples from %s in %d shards", source.num_examples, split,
                    source.images_path, min(num_shards[split], source.num_examples))

@@ -10,7 +10,9 @@ from tfx.components.util import examples_utils
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from components import contract
 from components import features
+from components.mnist_example_gen import constants
 from components.mnist_example_gen import executor
 from components.mnist_example_gen import idx
 from tests import mnist_slices
@@ -29,8 +31,8 @@ def read_records(examples_uri: str, split: str):
 def run_executor(input_dir: str, output_dir: str, **exec_properties) -> standard_artifacts.Examples:
   examples = standard_artifacts.Examples()
   examples.uri = output_dir
-  executor.Executor().Do({}, {executor.EXAMPLES_KEY: [examples]},
-                         {executor.INPUT_DIR_KEY: input_dir, **exec_properties})
+  executor.Executor().Do({}, {constants.EXAMPLES_KEY: [examples]},
+                         {constants.INPUT_DIR_KEY: input_dir, **exec_properties})
   return examples
 
 
@@ -43,21 +45,21 @@ def test_writes_every_source_example_in_order(examples_artifact, mnist_slice_dir
   for split in idx.SPLIT_FILES:
     images, labels = idx.read_pair(*idx.split_paths(mnist_slice_dir, split))
     assert examples_artifact.get_int_custom_property(
-        executor.num_examples_property(split)) == len(labels)
-    num_shards = executor.DEFAULT_NUM_SHARDS[split]
+        constants.num_examples_property(split)) == len(labels)
+    num_shards = constants.DEFAULT_NUM_SHARDS[split]
     assert [os.path.basename(f) for f in shard_files(examples_artifact.uri, split)] == [
         f"data_tfrecord-{i:05d}-of-{num_shards:05d}.gz" for i in range(num_shards)]
 
     parsed = tf.io.parse_example(read_records(examples_artifact.uri, split), features.FEATURE_SPEC)
 
-    np.testing.assert_array_equal(parsed[features.IMAGE_KEY].numpy(),
-                                  images.reshape(len(images), features.NUM_PIXELS))
-    np.testing.assert_array_equal(parsed[features.LABEL_KEY].numpy(), labels)
+    np.testing.assert_array_equal(parsed[contract.IMAGE_KEY].numpy(),
+                                  images.reshape(len(images), contract.NUM_PIXELS))
+    np.testing.assert_array_equal(parsed[contract.LABEL_KEY].numpy(), labels)
 
 
 def test_shard_counts_change_files_not_records(examples_artifact, mnist_slice_dir, tmp_path):
   examples = run_executor(mnist_slice_dir, str(tmp_path),
-                          **{executor.NUM_TRAIN_SHARDS_KEY: 3, executor.NUM_EVAL_SHARDS_KEY: 1})
+                          **{constants.NUM_TRAIN_SHARDS_KEY: 3, constants.NUM_EVAL_SHARDS_KEY: 1})
 
   assert [os.path.basename(f) for f in shard_files(examples.uri, "train")] == [
       f"data_tfrecord-{i:05d}-of-00003.gz" for i in range(3)]
@@ -83,7 +85,7 @@ def test_bad_input_fails_before_anything_is_written(mnist_slice_dir, tmp_path):
 
 def test_shard_count_must_be_positive(mnist_slice_dir, tmp_path):
   with pytest.raises(ValueError, match="num_eval_shards must be at least 1, got 0"):
-    run_executor(mnist_slice_dir, str(tmp_path), **{executor.NUM_EVAL_SHARDS_KEY: 0})
+    run_executor(mnist_slice_dir, str(tmp_path), **{constants.NUM_EVAL_SHARDS_KEY: 0})
   assert list(tmp_path.iterdir()) == []
 
 
@@ -93,10 +95,10 @@ def test_ingests_the_bundled_full_mnist(tmp_path):
   examples = run_executor(str(mnist_slices.FULL_MNIST_DIR), str(tmp_path))
   for split in idx.SPLIT_FILES:
     _, labels = idx.read_pair(*idx.split_paths(str(mnist_slices.FULL_MNIST_DIR), split))
-    assert examples.get_int_custom_property(executor.num_examples_property(split)) == len(labels)
+    assert examples.get_int_custom_property(constants.num_examples_property(split)) == len(labels)
     parsed = tf.io.parse_example(read_records(examples.uri, split),
-                                 {features.LABEL_KEY: features.FEATURE_SPEC[features.LABEL_KEY]})
-    np.testing.assert_array_equal(parsed[features.LABEL_KEY].numpy(), labels)
-  assert (examples.get_int_custom_property(executor.num_examples_property("train")),
-          examples.get_int_custom_property(executor.num_examples_property("eval"))) == (60000,
+                                 {contract.LABEL_KEY: features.FEATURE_SPEC[contract.LABEL_KEY]})
+    np.testing.assert_array_equal(parsed[contract.LABEL_KEY].numpy(), labels)
+  assert (examples.get_int_custom_property(constants.num_examples_property("train")),
+          examples.get_int_custom_property(constants.num_examples_property("eval"))) == (60000,
                                                                                         10000)

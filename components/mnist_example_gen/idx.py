@@ -8,13 +8,14 @@ import gzip
 import hashlib
 import os
 import struct
-import zlib
 from typing import Dict, NamedTuple, Optional, Tuple
+import zlib
 
 import numpy as np
 from tfx.dsl.io import fileio
 
-from components import features
+from components import contract
+from components import errors
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -27,15 +28,15 @@ EVAL_LABELS = "t10k-labels-idx1-ubyte"
 STANDARD_FILES = (TRAIN_IMAGES, TRAIN_LABELS, EVAL_IMAGES, EVAL_LABELS)
 # Which (images, labels) files make each split of the Examples artifact.
 SPLIT_FILES = {
-    features.TRAIN_SPLIT: (TRAIN_IMAGES, TRAIN_LABELS),
-    features.EVAL_SPLIT: (EVAL_IMAGES, EVAL_LABELS),
+    contract.TRAIN_SPLIT: (TRAIN_IMAGES, TRAIN_LABELS),
+    contract.EVAL_SPLIT: (EVAL_IMAGES, EVAL_LABELS),
 }
 GZIP_SUFFIX = ".gz"
 # Optional `sha256sum` output beside the IDX files; when present every file it lists must match.
 CHECKSUMS_FILE = "SHA256SUMS"
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(errors.PipelineInputError):
   """An IDX file is missing, unreadable or not what MNIST-format data must be."""
 
   def __init__(self, path: str, problem: str):
@@ -77,20 +78,20 @@ def parse(path: str, data: bytes, magic: int, ndim: int) -> np.ndarray:
 def read_images(path: str) -> np.ndarray:
   """Reads an images file: returns uint8 [N, 28, 28]."""
   images = parse(path, read_bytes(path), IMAGES_MAGIC, 3)
-  if images.shape[1:] != (features.IMAGE_HEIGHT, features.IMAGE_WIDTH):
+  if images.shape[1:] != (contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH):
     raise IdxFormatError(
         path, f"images are {images.shape[1]}x{images.shape[2]}, expected "
-        f"{features.IMAGE_HEIGHT}x{features.IMAGE_WIDTH}")
+        f"{contract.IMAGE_HEIGHT}x{contract.IMAGE_WIDTH}")
   return images
 
 
 def read_labels(path: str) -> np.ndarray:
   """Reads a labels file: returns uint8 [N] with values 0-9."""
   labels = parse(path, read_bytes(path), LABELS_MAGIC, 1)
-  if labels.size and labels.max() >= features.NUM_CLASSES:
-    bad = int(np.argmax(labels >= features.NUM_CLASSES))
+  if labels.size and labels.max() >= contract.NUM_CLASSES:
+    bad = int(np.argmax(labels >= contract.NUM_CLASSES))
     raise IdxFormatError(
-        path, f"label {labels[bad]} at index {bad} is out of range 0-{features.NUM_CLASSES - 1}")
+        path, f"label {labels[bad]} at index {bad} is out of range 0-{contract.NUM_CLASSES - 1}")
   return labels
 
 

@@ -14,19 +14,20 @@ from tfx.types import component_spec
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
+from components.pusher import constants
 from components.pusher import executor
 
 
 class EdgeTpuPusherSpec(types.ComponentSpec):
   """Inputs, outputs and parameters of EdgeTpuPusher."""
   PARAMETERS = {
-      executor.PUSH_DESTINATION_KEY: component_spec.ExecutionParameter(type=str),
-      executor.COMPILER_PATH_KEY: component_spec.ExecutionParameter(type=str, optional=True),
-      executor.COMPILER_FLAGS_KEY: component_spec.ExecutionParameter(type=str, optional=True),
-      executor.REQUIRE_EDGETPU_KEY: component_spec.ExecutionParameter(type=bool, optional=True),
-      executor.COMPILER_TIMEOUT_SECONDS_KEY:
+      constants.PUSH_DESTINATION_KEY: component_spec.ExecutionParameter(type=str),
+      constants.COMPILER_PATH_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+      constants.COMPILER_FLAGS_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+      constants.REQUIRE_EDGETPU_KEY: component_spec.ExecutionParameter(type=bool, optional=True),
+      constants.COMPILER_TIMEOUT_SECONDS_KEY:
           component_spec.ExecutionParameter(type=int, optional=True),
-      executor.REQUIRE_FULL_EDGETPU_MAPPING_KEY:
+      constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY:
           component_spec.ExecutionParameter(type=bool, optional=True),
   }
   INPUTS = {
@@ -63,7 +64,7 @@ class EdgeTpuPusher(base_component.BaseComponent):
                compiler_path: Optional[str] = None,
                compiler_flags: Sequence[str] = (),
                require_edgetpu: bool = False,
-               compiler_timeout_seconds: int = executor.DEFAULT_COMPILER_TIMEOUT_SECONDS,
+               compiler_timeout_seconds: int = constants.DEFAULT_COMPILER_TIMEOUT_SECONDS,
                require_full_edgetpu_mapping: bool = True):
     """Constructs the component.
 
@@ -81,7 +82,18 @@ class EdgeTpuPusher(base_component.BaseComponent):
       compiler_timeout_seconds: kill the compiler and fail after this many seconds.
       require_full_edgetpu_mapping: fail when not every operation maps to the Edge TPU (by the
         compatibility check, and by the compiler's log when it runs).
+
+    Raises:
+      ValueError: an empty push_destination, a non-positive compiler_timeout_seconds, or
+        compiler_flags that are not strings (checked here, when the pipeline is built, as TFX's
+        Pusher checks its destination).
     """
+    if not push_destination:
+      raise ValueError("EdgeTpuPusher needs a push_destination (the directory of versions 1, 2...)")
+    if compiler_timeout_seconds <= 0:
+      raise ValueError(f"compiler_timeout_seconds must be positive, got {compiler_timeout_seconds}")
+    if isinstance(compiler_flags, str) or not all(isinstance(f, str) for f in compiler_flags):
+      raise ValueError(f"compiler_flags must be a sequence of strings, got {compiler_flags!r}")
     spec = EdgeTpuPusherSpec(
         model=model,
         model_blessing=model_blessing,

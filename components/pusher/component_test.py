@@ -5,8 +5,8 @@ import json
 import os
 import shutil
 
-from ml_metadata.proto import metadata_store_pb2
 from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 import pytest
 from tfx import types
 from tfx import v1 as tfx
@@ -16,10 +16,13 @@ from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
 from components import int8_tflite
-from components.evaluator import executor as evaluator_executor
+from components.evaluator import constants as evaluator_constants
 from components.pusher import component
+from components.pusher import constants
 from components.pusher import edgetpu_compiler
 from components.pusher import executor
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 
 def _channel(artifact_type):
@@ -35,12 +38,12 @@ def test_spec_carries_the_parameters():
       require_edgetpu=True,
       compiler_timeout_seconds=30)
   properties = pusher.exec_properties
-  assert properties[executor.PUSH_DESTINATION_KEY] == "gs://bucket/models"
-  assert executor.parse_compiler_flags(properties[executor.COMPILER_FLAGS_KEY]) == ["-m", "13"]
-  assert properties[executor.REQUIRE_EDGETPU_KEY] is True
-  assert properties[executor.REQUIRE_FULL_EDGETPU_MAPPING_KEY] is True
-  assert properties[executor.COMPILER_TIMEOUT_SECONDS_KEY] == 30
-  assert properties[executor.COMPILER_PATH_KEY] == ""
+  assert properties[constants.PUSH_DESTINATION_KEY] == "gs://bucket/models"
+  assert executor.parse_compiler_flags(properties[constants.COMPILER_FLAGS_KEY]) == ["-m", "13"]
+  assert properties[constants.REQUIRE_EDGETPU_KEY] is True
+  assert properties[constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY] is True
+  assert properties[constants.COMPILER_TIMEOUT_SECONDS_KEY] == 30
+  assert properties[constants.COMPILER_PATH_KEY] == ""
   assert (pusher.outputs[standard_component_specs.PUSHED_MODEL_KEY].type ==
           standard_artifacts.PushedModel)
   assert standard_component_specs.EVALUATION_KEY not in pusher.inputs
@@ -68,8 +71,8 @@ def test_runs_in_a_local_pipeline(tmp_path, trained_model_dir, monkeypatch):
       custom_properties={
           tfx_evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY:
               tfx_evaluator_constants.BLESSED_VALUE,
-          evaluator_executor.TFLITE_SHA256_PROPERTY: sha256,
-          evaluator_executor.REASON_PROPERTY: "blessed: imported for the test",
+          evaluator_constants.TFLITE_SHA256_PROPERTY: sha256,
+          evaluator_constants.REASON_PROPERTY: "blessed: imported for the test",
       }).with_id("blessing_importer")
   destination = str(tmp_path / "serving")
   pusher = component.EdgeTpuPusher(
@@ -90,12 +93,12 @@ def test_runs_in_a_local_pipeline(tmp_path, trained_model_dir, monkeypatch):
   properties = {key: value.string_value or value.int_value
                 for key, value in pushed.custom_properties.items()}
   version_dir = os.path.join(destination, "1")
-  assert properties[executor.PUSHED_KEY] == 1
-  assert properties[executor.PUSHED_VERSION_KEY] == "1"
-  assert properties[executor.PUSHED_DESTINATION_KEY] == version_dir
-  assert properties[executor.EDGETPU_STATUS_KEY] == edgetpu_compiler.NOT_INSTALLED_MESSAGE
-  assert properties[executor.INT8_TFLITE_SHA256_KEY] == sha256
-  with open(os.path.join(version_dir, executor.MANIFEST_FILE)) as f:
+  assert properties[constants.PUSHED_KEY] == 1
+  assert properties[constants.PUSHED_VERSION_KEY] == "1"
+  assert properties[constants.PUSHED_DESTINATION_KEY] == version_dir
+  assert properties[constants.EDGETPU_STATUS_KEY] == edgetpu_compiler.NOT_INSTALLED_MESSAGE
+  assert properties[constants.INT8_TFLITE_SHA256_KEY] == sha256
+  with open(os.path.join(version_dir, constants.MANIFEST_FILE)) as f:
     manifest = json.load(f)
-  assert manifest["files"][executor.MODEL_FILE]["sha256"] == sha256
+  assert manifest["files"][constants.MODEL_FILE]["sha256"] == sha256
   assert sorted(os.listdir(pushed.uri)) == sorted(os.listdir(version_dir))

@@ -1,8 +1,8 @@
 """EdgeTpuPusher executor: ships the blessed full-int8 model, compiled for the Edge TPU when it can.
 
 Steps, every check before anything is written to the destination:
-  1. Not blessed -> PushedModel `pushed` = 0 with the blessing's reason; nothing else happens.
-  2. Convert the SavedModel with the shared int8 conversion; the sha256 must equal the blessing's
+  1. Not blessed (TFX's `CheckBlessing`) -> PushedModel `pushed` = 0 with the blessing's reason.
+  2. Convert the SavedModel with the shared int8 conversion; its sha256 must equal the blessing's
      `int8_tflite_sha256` (the bytes the evaluator measured).
   3. Check Edge TPU compatibility on the flatbuffer (fails by default unless everything maps).
   4. Run edgetpu_compiler when installed (fails on errors, timeouts and, by default, partial
@@ -11,6 +11,10 @@ Steps, every check before anything is written to the destination:
   5. Publish DEST/<version>/ atomically (versioned_push) with model.json, and copy the version into
      the PushedModel artifact for lineage, like TFX's Pusher.
 A failed check raises, so the execution fails and publishes no PushedModel.
+
+The executor subclasses TFX's Pusher executor, as TFX's own cloud pushers and tfx-addons'
+HuggingFace pusher do: the blessing check, the model path and the `pushed` / `pushed_destination` /
+`pushed_version` properties are TFX's; only what is pushed, and how, is ours.
 """
 
 import datetime
@@ -20,59 +24,25 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
-from tfx.components.util import model_utils
-from tfx.dsl.components.base import base_executor
+from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils
-from tfx.utils import path_utils
 
-from components import features
+from components import config_values
+from components import contract
+from components import errors
 from components import int8_tflite
-from components.evaluator import executor as evaluator_executor
+from components.evaluator import constants as evaluator_constants
+from components.pusher import constants
 from components.pusher import edgetpu_compatibility
 from components.pusher import edgetpu_compiler
 from components.pusher import versioned_push
 
-# Execution parameter keys (see component.py).
-PUSH_DESTINATION_KEY = "push_destination"
-COMPILER_PATH_KEY = "compiler_path"
-COMPILER_FLAGS_KEY = "compiler_flags"
-REQUIRE_EDGETPU_KEY = "require_edgetpu"
-COMPILER_TIMEOUT_SECONDS_KEY = "compiler_timeout_seconds"
-REQUIRE_FULL_EDGETPU_MAPPING_KEY = "require_full_edgetpu_mapping"
-DEFAULT_COMPILER_TIMEOUT_SECONDS = 600
 
-# Files of a pushed version.
-MODEL_FILE = "model.tflite"
-EDGETPU_MODEL_FILE = "model_edgetpu.tflite"
-COMPILER_LOG_FILE = "edgetpu_compiler.log"
-MANIFEST_FILE = "model.json"
-
-# PushedModel custom properties: TFX Pusher's three, plus the Edge TPU outcome.
-PUSHED_KEY = "pushed"
-PUSHED_VERSION_KEY = "pushed_version"
-PUSHED_DESTINATION_KEY = "pushed_destination"
-REASON_KEY = "reason"
-EDGETPU_COMPILED_KEY = "edgetpu_compiled"
-EDGETPU_STATUS_KEY = "edgetpu_status"
-INT8_TFLITE_SHA256_KEY = "int8_tflite_sha256"
-
-LABELS = [str(digit) for digit in range(features.NUM_CLASSES)]
-
-
-class PushError(RuntimeError):
+class PushError(errors.PipelineInputError):
   """The blessed model cannot be pushed; nothing was written to the destination."""
-
-
-def _as_bool(value: Any, default: bool) -> bool:
-  """Execution parameters may arrive as bool, int or string (KFP passes some as strings)."""
-  if value is None or value == "":
-    return default
-  if isinstance(value, str):
-    return value.strip().lower() in ("1", "true", "yes")
-  return bool(value)
 
 
 def parse_compiler_flags(value: Any) -> List[str]:
@@ -81,24 +51,31 @@ def parse_compiler_flags(value: Any) -> List[str]:
     return []
   flags = json.loads(value) if isinstance(value, str) else value
   if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):
-    raise ValueError(f"compiler_flags must be a JSON list of strings, got {value!r}")
+    raise ValueError(f"{constants.COMPILER_FLAGS_KEY} must be a JSON list of strings, got "
+                     f"{value!r}")
   return flags
+
+
+def _flag(exec_properties: Dict[str, Any], key: str, default: bool) -> bool:
+  """A boolean execution parameter (Kubeflow may pass it as text); unset means `default`."""
+  value = exec_properties.get(key)
+  return default if value is None or value == "" else config_values.parse_bool(key, value)
 
 
 def _read_evaluation(evaluations: Optional[List[types.Artifact]]) -> Optional[Dict[str, Any]]:
   if not evaluations:
     return None
   evaluation = artifact_utils.get_single_instance(evaluations)
-  metrics_path = os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)
+  metrics_path = os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)
   if not fileio.exists(metrics_path):
     logging.warning("Evaluation %s has no %s; model.json carries no metrics.", evaluation.uri,
-                    evaluator_executor.METRICS_FILE)
+                    evaluator_constants.METRICS_FILE)
     return {"uri": evaluation.uri, "metrics": None}
   with fileio.open(metrics_path, "r") as f:
     return {"uri": evaluation.uri, "metrics": json.load(f)}
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(tfx_pusher_executor.Executor):
   """Pushes the blessed int8 TFLite model (and its Edge TPU compilation) to a version directory."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -109,30 +86,31 @@ class Executor(base_executor.BaseExecutor):
     model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
     blessing = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-    destination = exec_properties[PUSH_DESTINATION_KEY]
+    destination = exec_properties[constants.PUSH_DESTINATION_KEY]
     if not destination:
-      raise ValueError("push_destination is empty")
+      raise ValueError(f"{constants.PUSH_DESTINATION_KEY} is empty")
 
-    if not model_utils.is_model_blessed(blessing):
-      reason = (blessing.get_string_custom_property(evaluator_executor.REASON_PROPERTY) or
+    if not self.CheckBlessing(input_dict):
+      reason = (blessing.get_string_custom_property(evaluator_constants.REASON_PROPERTY) or
                 f"ModelBlessing {blessing.uri} is not blessed")
       logging.info("Not pushing model %s: %s", model.uri, reason)
-      pushed_model.set_int_custom_property(PUSHED_KEY, 0)
-      pushed_model.set_string_custom_property(REASON_KEY, reason)
+      self._MarkNotPushed(pushed_model)
+      pushed_model.set_string_custom_property(constants.REASON_KEY, reason)
       return
 
-    model_content = self._blessed_int8_model(model, blessing)
+    model_content = self._blessed_int8_model(self.GetModelPath(input_dict), blessing)
     compatibility = edgetpu_compatibility.check_edgetpu_compatibility(model_content)
     logging.info("Edge TPU compatibility: %s\n%s", compatibility.summary(),
                  compatibility.format_log())
-    require_full_mapping = _as_bool(exec_properties.get(REQUIRE_FULL_EDGETPU_MAPPING_KEY), True)
+    require_full_mapping = _flag(exec_properties, constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY,
+                                 constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING)
     if require_full_mapping and not compatibility.fully_mapped:
       raise PushError(f"the int8 model would not map completely to the Edge TPU: "
-                      f"{compatibility.summary()} (set require_full_edgetpu_mapping=False to push "
-                      "it anyway)")
+                      f"{compatibility.summary()} (set "
+                      f"{constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY}=False to push it anyway)")
 
     edgetpu, edgetpu_files = self._compile(model_content, exec_properties, require_full_mapping)
-    files = {MODEL_FILE: model_content, **edgetpu_files}
+    files = {constants.MODEL_FILE: model_content, **edgetpu_files}
 
     evaluation = _read_evaluation(input_dict.get(standard_component_specs.EVALUATION_KEY))
     io = edgetpu_compatibility.describe_io(model_content)
@@ -149,36 +127,33 @@ class Executor(base_executor.BaseExecutor):
           "files": file_hashes,
           "input": io["inputs"][0],
           "output": io["outputs"][0],
-          "labels": LABELS,
+          "labels": list(contract.LABELS),
           "evaluation": evaluation,
           "edgetpu_compatibility": compatibility.to_dict(),
           "edgetpu": edgetpu,
       }, indent=2).encode("utf-8")
 
-    version, version_dir = versioned_push.publish_version(destination, files, MANIFEST_FILE,
-                                                          manifest)
+    version, version_dir = versioned_push.publish_version(destination, files,
+                                                          constants.MANIFEST_FILE, manifest)
     logging.info("Pushed version %d to %s (%s).", version, version_dir, edgetpu["status"])
     io_utils.copy_dir(version_dir, pushed_model.uri)  # Archive with the artifact, like TFX.
-    pushed_model.set_int_custom_property(PUSHED_KEY, 1)
-    pushed_model.set_string_custom_property(PUSHED_VERSION_KEY, str(version))
-    pushed_model.set_string_custom_property(PUSHED_DESTINATION_KEY, version_dir)
-    pushed_model.set_int_custom_property(EDGETPU_COMPILED_KEY, int(edgetpu["compiled"]))
-    pushed_model.set_string_custom_property(EDGETPU_STATUS_KEY, edgetpu["status"])
-    pushed_model.set_string_custom_property(INT8_TFLITE_SHA256_KEY,
-                                            file_hashes[MODEL_FILE]["sha256"])
+    self._MarkPushed(pushed_model, pushed_destination=version_dir, pushed_version=str(version))
+    pushed_model.set_int_custom_property(constants.EDGETPU_COMPILED_KEY, int(edgetpu["compiled"]))
+    pushed_model.set_string_custom_property(constants.EDGETPU_STATUS_KEY, edgetpu["status"])
+    pushed_model.set_string_custom_property(constants.INT8_TFLITE_SHA256_KEY,
+                                            file_hashes[constants.MODEL_FILE]["sha256"])
 
   @staticmethod
-  def _blessed_int8_model(model: types.Artifact, blessing: types.Artifact) -> bytes:
+  def _blessed_int8_model(saved_model_path: str, blessing: types.Artifact) -> bytes:
     """Converts the model and checks the bytes are the ones the evaluator blessed."""
-    blessed_sha256 = blessing.get_string_custom_property(evaluator_executor.TFLITE_SHA256_PROPERTY)
+    blessed_sha256 = blessing.get_string_custom_property(
+        evaluator_constants.TFLITE_SHA256_PROPERTY)
     if not blessed_sha256:
       raise PushError(f"ModelBlessing {blessing.uri} has no "
-                      f"{evaluator_executor.TFLITE_SHA256_PROPERTY!r}: it does not say which int8 "
-                      "bytes were evaluated")
-    saved_model_path = path_utils.serving_model_path(model.uri,
-                                                     path_utils.is_old_model_artifact(model))
+                      f"{evaluator_constants.TFLITE_SHA256_PROPERTY!r}: it does not say which "
+                      "int8 bytes were evaluated")
     model_content = int8_tflite.convert_to_int8_tflite(saved_model_path)
-    sha256 = versioned_push.sha256_hex(model_content)
+    sha256 = int8_tflite.model_sha256(model_content)
     if sha256 != blessed_sha256:
       raise PushError(f"the int8 conversion of {saved_model_path} has sha256 {sha256}, but "
                       f"ModelBlessing {blessing.uri} blessed {blessed_sha256}: refusing to push "
@@ -189,24 +164,29 @@ class Executor(base_executor.BaseExecutor):
   def _compile(model_content: bytes, exec_properties: Dict[str, Any],
                require_full_mapping: bool) -> Tuple[Dict[str, Any], Dict[str, bytes]]:
     """Runs edgetpu_compiler; returns the Edge TPU part of model.json and the files to push."""
-    require_edgetpu = _as_bool(exec_properties.get(REQUIRE_EDGETPU_KEY), False)
-    compiler = edgetpu_compiler.find_compiler(exec_properties.get(COMPILER_PATH_KEY) or None)
+    require_edgetpu = _flag(exec_properties, constants.REQUIRE_EDGETPU_KEY,
+                            constants.DEFAULT_REQUIRE_EDGETPU)
+    compiler = edgetpu_compiler.find_compiler(
+        exec_properties.get(constants.COMPILER_PATH_KEY) or None)
     if compiler is None:
       if require_edgetpu:
-        raise PushError(f"{edgetpu_compiler.NOT_INSTALLED_MESSAGE} and require_edgetpu is set; "
-                        "install it (Coral apt repository, x86-64 Linux) or set compiler_path")
+        raise PushError(f"{edgetpu_compiler.NOT_INSTALLED_MESSAGE} and "
+                        f"{constants.REQUIRE_EDGETPU_KEY} is set; install it (Coral apt "
+                        f"repository, x86-64 Linux) or set {constants.COMPILER_PATH_KEY}")
       logging.warning("%s: pushing the CPU int8 model only.",
                       edgetpu_compiler.NOT_INSTALLED_MESSAGE)
       return {"compiled": False, "status": edgetpu_compiler.NOT_INSTALLED_MESSAGE}, {}
     compilation = edgetpu_compiler.compile_for_edgetpu(
-        compiler, model_content, parse_compiler_flags(exec_properties.get(COMPILER_FLAGS_KEY)),
-        float(exec_properties.get(COMPILER_TIMEOUT_SECONDS_KEY) or
-              DEFAULT_COMPILER_TIMEOUT_SECONDS))
+        compiler, model_content,
+        parse_compiler_flags(exec_properties.get(constants.COMPILER_FLAGS_KEY)),
+        float(exec_properties.get(constants.COMPILER_TIMEOUT_SECONDS_KEY) or
+              constants.DEFAULT_COMPILER_TIMEOUT_SECONDS))
     report = compilation.report
     if require_full_mapping and not report.fully_mapped:
       raise PushError(f"edgetpu_compiler did not map every operation: {report.summary()} (set "
-                      f"require_full_edgetpu_mapping=False to push it anyway)\n{compilation.log}")
+                      f"{constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY}=False to push it anyway)\n"
+                      f"{compilation.log}")
     return ({"compiled": True, "status": f"compiled: {report.summary()}",
              "compiler": report.to_dict()},
-            {EDGETPU_MODEL_FILE: compilation.compiled_model,
-             COMPILER_LOG_FILE: compilation.log.encode("utf-8")})
+            {constants.EDGETPU_MODEL_FILE: compilation.compiled_model,
+             constants.COMPILER_LOG_FILE: compilation.log.encode("utf-8")})

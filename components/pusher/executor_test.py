@@ -22,18 +22,20 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
-from components import features
+from components import contract
 from components import int8_tflite
+from components.evaluator import constants as evaluator_constants
 from components.evaluator import executor as evaluator_executor
+from components.pusher import constants
 from components.pusher import edgetpu_compiler
 from components.pusher import executor
 from components.pusher import versioned_push
-from components.pusher import versioned_push_test
 from components.pusher.testdata import standins
 from tests import fixtures_data
 from tests import mnist_slices
+from tests import push_processes
 
-REPO_ROOT = versioned_push_test.REPO_ROOT
+REPO_ROOT = str(mnist_slices.REPO_ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +82,8 @@ def make_blessing(uri: str, blessed: bool, sha256: str, reason: str):
   blessing.set_int_custom_property(
       constants.ARTIFACT_PROPERTY_BLESSED_KEY,
       constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
-  blessing.set_string_custom_property(evaluator_executor.TFLITE_SHA256_PROPERTY, sha256)
-  blessing.set_string_custom_property(evaluator_executor.REASON_PROPERTY, reason)
+  blessing.set_string_custom_property(evaluator_constants.TFLITE_SHA256_PROPERTY, sha256)
+  blessing.set_string_custom_property(evaluator_constants.REASON_PROPERTY, reason)
   return blessing
 
 
@@ -97,7 +99,7 @@ def run_pusher(tmp_path, model_uri, blessing, destination, evaluation=None, **pa
   pushed_model = standard_artifacts.PushedModel()
   pushed_model.uri = str(tmp_path / "pushed_model")
   os.makedirs(pushed_model.uri, exist_ok=True)
-  exec_properties = {executor.PUSH_DESTINATION_KEY: destination, **params}
+  exec_properties = {constants.PUSH_DESTINATION_KEY: destination, **params}
   context = executor.Executor.Context(tmp_dir=str(tmp_path / "tmp"), unique_id="1")
   executor.Executor(context).Do(input_dict,
                                 {standard_component_specs.PUSHED_MODEL_KEY: [pushed_model]},
@@ -111,7 +113,7 @@ def blessed(tmp_path, int8_model):
 
 
 def read_manifest(version_dir: str):
-  with open(os.path.join(version_dir, executor.MANIFEST_FILE)) as f:
+  with open(os.path.join(version_dir, constants.MANIFEST_FILE)) as f:
     return json.load(f)
 
 
@@ -123,7 +125,7 @@ def assert_nothing_pushed(destination: str):
 def assert_manifest_hashes_match(version_dir: str):
   manifest = read_manifest(version_dir)
   assert sorted(manifest["files"]) == sorted(set(os.listdir(version_dir)) -
-                                             {executor.MANIFEST_FILE})
+                                             {constants.MANIFEST_FILE})
   for name, entry in manifest["files"].items():
     with open(os.path.join(version_dir, name), "rb") as f:
       content = f.read()
@@ -137,8 +139,8 @@ def test_unblessed_model_is_not_pushed(tmp_path, model_uri, int8_model, standin_
                            hashlib.sha256(int8_model).hexdigest(), reason)
   destination = str(tmp_path / "dest")
   pushed_model = run_pusher(tmp_path, model_uri, blessing, destination)
-  assert pushed_model.get_int_custom_property(executor.PUSHED_KEY) == 0
-  assert pushed_model.get_string_custom_property(executor.REASON_KEY) == reason
+  assert pushed_model.get_int_custom_property(constants.PUSHED_KEY) == 0
+  assert pushed_model.get_string_custom_property(constants.REASON_KEY) == reason
   assert not os.path.exists(destination)
   assert os.listdir(pushed_model.uri) == []
 
@@ -151,8 +153,8 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
     pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
   assert edgetpu_compiler.NOT_INSTALLED_MESSAGE in caplog.text
   version_dir = os.path.join(destination, "1")
-  assert sorted(os.listdir(version_dir)) == [executor.MANIFEST_FILE, executor.MODEL_FILE]
-  with open(os.path.join(version_dir, executor.MODEL_FILE), "rb") as f:
+  assert sorted(os.listdir(version_dir)) == [constants.MANIFEST_FILE, constants.MODEL_FILE]
+  with open(os.path.join(version_dir, constants.MODEL_FILE), "rb") as f:
     assert f.read() == int8_model
   assert_manifest_hashes_match(version_dir)
   manifest = read_manifest(version_dir)
@@ -164,25 +166,25 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
   assert manifest["edgetpu_compatibility"]["fully_mapped"]
   # The device feeds pixel - 128: scale 1/255 and zero point -128 (features.scale_pixels).
   assert manifest["input"]["shape"] == [1, 28, 28, 1]
-  assert manifest["input"]["scale"] == pytest.approx(1 / features.MAX_PIXEL_VALUE)
+  assert manifest["input"]["scale"] == pytest.approx(1 / contract.MAX_PIXEL_VALUE)
   assert manifest["input"]["zero_point"] == -128
   assert manifest["output"]["dtype"] == "int8" and manifest["output"]["shape"] == [1, 10]
   assert manifest["evaluation"] is None
   properties = {
-      executor.PUSHED_KEY: pushed_model.get_int_custom_property(executor.PUSHED_KEY),
-      executor.PUSHED_VERSION_KEY:
-          pushed_model.get_string_custom_property(executor.PUSHED_VERSION_KEY),
-      executor.PUSHED_DESTINATION_KEY:
-          pushed_model.get_string_custom_property(executor.PUSHED_DESTINATION_KEY),
-      executor.EDGETPU_COMPILED_KEY:
-          pushed_model.get_int_custom_property(executor.EDGETPU_COMPILED_KEY),
-      executor.EDGETPU_STATUS_KEY:
-          pushed_model.get_string_custom_property(executor.EDGETPU_STATUS_KEY),
+      constants.PUSHED_KEY: pushed_model.get_int_custom_property(constants.PUSHED_KEY),
+      constants.PUSHED_VERSION_KEY:
+          pushed_model.get_string_custom_property(constants.PUSHED_VERSION_KEY),
+      constants.PUSHED_DESTINATION_KEY:
+          pushed_model.get_string_custom_property(constants.PUSHED_DESTINATION_KEY),
+      constants.EDGETPU_COMPILED_KEY:
+          pushed_model.get_int_custom_property(constants.EDGETPU_COMPILED_KEY),
+      constants.EDGETPU_STATUS_KEY:
+          pushed_model.get_string_custom_property(constants.EDGETPU_STATUS_KEY),
   }
-  assert properties == {executor.PUSHED_KEY: 1, executor.PUSHED_VERSION_KEY: "1",
-                        executor.PUSHED_DESTINATION_KEY: version_dir,
-                        executor.EDGETPU_COMPILED_KEY: 0,
-                        executor.EDGETPU_STATUS_KEY: edgetpu_compiler.NOT_INSTALLED_MESSAGE}
+  assert properties == {constants.PUSHED_KEY: 1, constants.PUSHED_VERSION_KEY: "1",
+                        constants.PUSHED_DESTINATION_KEY: version_dir,
+                        constants.EDGETPU_COMPILED_KEY: 0,
+                        constants.EDGETPU_STATUS_KEY: edgetpu_compiler.NOT_INSTALLED_MESSAGE}
   assert sorted(os.listdir(pushed_model.uri)) == sorted(os.listdir(version_dir))
   # A second push is the next version.
   run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
@@ -195,7 +197,7 @@ def test_require_edgetpu_without_compiler_fails(tmp_path, model_uri, int8_model,
   destination = str(tmp_path / "dest")
   with pytest.raises(executor.PushError, match="edgetpu_compiler not installed"):
     run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
-               **{executor.REQUIRE_EDGETPU_KEY: True})
+               **{constants.REQUIRE_EDGETPU_KEY: True})
   assert not os.path.exists(destination)
 
 
@@ -203,12 +205,12 @@ def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, standin_on_
   compiler = standin_on_path("success")
   destination = str(tmp_path / "dest")
   pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
-                            **{executor.REQUIRE_EDGETPU_KEY: True,
-                               executor.COMPILER_FLAGS_KEY: json.dumps(["-m", "13"])})
+                            **{constants.REQUIRE_EDGETPU_KEY: True,
+                               constants.COMPILER_FLAGS_KEY: json.dumps(["-m", "13"])})
   version_dir = os.path.join(destination, "1")
   assert sorted(os.listdir(version_dir)) == sorted([
-      executor.MANIFEST_FILE, executor.MODEL_FILE, executor.EDGETPU_MODEL_FILE,
-      executor.COMPILER_LOG_FILE])
+      constants.MANIFEST_FILE, constants.MODEL_FILE, constants.EDGETPU_MODEL_FILE,
+      constants.COMPILER_LOG_FILE])
   assert_manifest_hashes_match(version_dir)
   manifest = read_manifest(version_dir)
   edgetpu = manifest["edgetpu"]
@@ -217,18 +219,18 @@ def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, standin_on_
   assert edgetpu["compiler"]["compiler_path"] == compiler
   assert "test stand-in" in edgetpu["compiler"]["compiler_version"]
   assert "-m" in edgetpu["compiler"]["command"]
-  with open(os.path.join(version_dir, executor.COMPILER_LOG_FILE)) as f:
+  with open(os.path.join(version_dir, constants.COMPILER_LOG_FILE)) as f:
     assert "test stand-in" in f.read()
   assert (edgetpu["compiler"]["operations_on_edgetpu"] ==
           manifest["edgetpu_compatibility"]["operations_total"])
-  assert pushed_model.get_int_custom_property(executor.EDGETPU_COMPILED_KEY) == 1
-  assert pushed_model.get_string_custom_property(executor.EDGETPU_STATUS_KEY).startswith(
+  assert pushed_model.get_int_custom_property(constants.EDGETPU_COMPILED_KEY) == 1
+  assert pushed_model.get_string_custom_property(constants.EDGETPU_STATUS_KEY).startswith(
       "compiled:")
 
 
 @pytest.mark.parametrize("behaviour, params, error, match", [
     ("fail", {}, edgetpu_compiler.EdgeTpuCompilerError, "exited with status 1"),
-    ("hang", {executor.COMPILER_TIMEOUT_SECONDS_KEY: 3}, edgetpu_compiler.EdgeTpuCompilerError,
+    ("hang", {constants.COMPILER_TIMEOUT_SECONDS_KEY: 3}, edgetpu_compiler.EdgeTpuCompilerError,
      "did not finish within 3 s"),
     ("partial", {}, executor.PushError, "did not map every operation"),
 ])
@@ -245,10 +247,10 @@ def test_partial_mapping_can_be_allowed(tmp_path, model_uri, int8_model, standin
   standin_on_path("partial")
   destination = str(tmp_path / "dest")
   pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
-                            **{executor.REQUIRE_FULL_EDGETPU_MAPPING_KEY: False})
+                            **{constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY: False})
   compiler = read_manifest(os.path.join(destination, "1"))["edgetpu"]["compiler"]
   assert compiler["operations_on_cpu"] > 0 and not compiler["fully_mapped"]
-  assert pushed_model.get_int_custom_property(executor.PUSHED_KEY) == 1
+  assert pushed_model.get_int_custom_property(constants.PUSHED_KEY) == 1
 
 
 def test_bytes_not_blessed_are_refused(tmp_path, model_uri, int8_model, no_compiler_on_path):
@@ -267,7 +269,7 @@ def test_interrupted_push_leaves_no_version_and_the_next_push_succeeds(
   destination = str(tmp_path / "dest")
   model_file = tmp_path / "model.tflite"
   model_file.write_bytes(int8_model)
-  process = versioned_push_test.push_process(destination, str(model_file), "hang")
+  process = push_processes.push_process(destination, str(model_file), "hang")
   try:
     line = process.stdout.readline()  # Printed once every file is written, before the rename.
     assert line.startswith("RENAMING"), line
@@ -281,7 +283,7 @@ def test_interrupted_push_leaves_no_version_and_the_next_push_succeeds(
   assert versioned_push.list_versions(destination) == []  # No visible partial version.
 
   pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
-  assert pushed_model.get_string_custom_property(executor.PUSHED_VERSION_KEY) == "1"
+  assert pushed_model.get_string_custom_property(constants.PUSHED_VERSION_KEY) == "1"
   assert versioned_push.list_versions(destination) == [1]
   assert_manifest_hashes_match(os.path.join(destination, "1"))
   assert versioned_push.list_incomplete(destination) == [temp_dir]  # Left alone, never a version.
@@ -309,7 +311,7 @@ def test_pushed_model_reproduces_the_evaluator_accuracy_without_tensorflow(
   examples = standard_artifacts.Examples()
   examples.uri = examples_dir
   examples.split_names = artifact_utils.encode_split_names(
-      [features.TRAIN_SPLIT, features.EVAL_SPLIT])
+      [contract.TRAIN_SPLIT, contract.EVAL_SPLIT])
   model = standard_artifacts.Model()
   model.uri = model_uri
   evaluation = standard_artifacts.ModelEvaluation()
@@ -322,11 +324,11 @@ def test_pushed_model_reproduces_the_evaluator_accuracy_without_tensorflow(
        standard_component_specs.MODEL_KEY: [model]},
       {standard_component_specs.EVALUATION_KEY: [evaluation],
        standard_component_specs.BLESSING_KEY: [blessing]},
-      {evaluator_executor.MIN_INT8_ACCURACY_KEY: 0.5,
-       evaluator_executor.MAX_QUANTIZATION_DROP_KEY: 0.05,
-       evaluator_executor.BASELINE_TOLERANCE_KEY: 0.002,
-       evaluator_executor.EVAL_SPLIT_KEY: features.EVAL_SPLIT})
-  with open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+      {evaluator_constants.MIN_INT8_ACCURACY_KEY: 0.5,
+       evaluator_constants.MAX_QUANTIZATION_DROP_KEY: 0.05,
+       evaluator_constants.BASELINE_TOLERANCE_KEY: 0.002,
+       evaluator_constants.EVAL_SPLIT_KEY: contract.EVAL_SPLIT})
+  with open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
     evaluator_metrics = json.load(f)
 
   destination = str(tmp_path / "dest")
@@ -335,12 +337,12 @@ def test_pushed_model_reproduces_the_evaluator_accuracy_without_tensorflow(
   assert read_manifest(version_dir)["evaluation"] == {"uri": evaluation.uri,
                                                       "metrics": evaluator_metrics}
 
-  images, labels = mnist_slices.load_full(features.EVAL_SPLIT)
+  images, labels = mnist_slices.load_full(contract.EVAL_SPLIT)
   data_file = str(tmp_path / "eval_slice.npz")
   count = fixtures_data.SLICE_EVAL  # examples_dir's eval split: the first 500 test images.
   np.savez(data_file, images=images[:count], labels=labels[:count])
   result = subprocess.run(
-      [sys.executable, "-c", _TF_FREE_ACCURACY, os.path.join(version_dir, executor.MODEL_FILE),
+      [sys.executable, "-c", _TF_FREE_ACCURACY, os.path.join(version_dir, constants.MODEL_FILE),
        data_file], capture_output=True, text=True, timeout=300,
       env=dict(os.environ, PYTHONPATH=REPO_ROOT), check=False)
   assert result.returncode == 0, result.stderr

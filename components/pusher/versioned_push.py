@@ -13,8 +13,8 @@ directories of pushes in progress or interrupted) are never versions.
 
 import hashlib
 import os
-import uuid
 from typing import Callable, Dict, List, Tuple
+import uuid
 
 from absl import logging
 from tfx.dsl.io import fileio
@@ -57,7 +57,7 @@ def _write_checked(path: str, content: bytes) -> None:
     f.write(content)
   with fileio.open(path, "rb") as f:
     if sha256_hex(f.read()) != sha256_hex(content):
-      raise IOError(f"{path} does not read back as written")
+      raise OSError(f"{path} does not read back as written")
 
 
 def publish_version(destination: str, files: Dict[str, bytes],

@@ -2,23 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from components.pusher import versioned_push
-
-PUSH_PROCESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata",
-                            "push_process.py")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def push_process(destination: str, model_file: str, *mode: str) -> subprocess.Popen:
-  """Starts testdata/push_process.py (a separate Python process publishing one version)."""
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.Popen([sys.executable, PUSH_PROCESS, destination, model_file, *mode],
-                          stdout=subprocess.PIPE, text=True, env=env)
+from tests import push_processes
 
 
 def _manifest(version: int) -> bytes:
@@ -54,8 +42,9 @@ def test_concurrent_pushes_get_distinct_complete_versions(tmp_path):
   model_file = tmp_path / "model.tflite"
   model_file.write_bytes(b"the same model bytes from every writer")
   parties = 2  # Each process imports TensorFlow (fileio's plugin): keep the count small.
-  processes = [push_process(destination, str(model_file), "barrier", str(barrier_dir),
-                            str(parties)) for _ in range(parties)]
+  processes = [push_processes.push_process(destination, str(model_file), "barrier",
+                                           str(barrier_dir), str(parties))
+               for _ in range(parties)]
   results = []
   for process in processes:
     output, _ = process.communicate(timeout=300)

@@ -1,6 +1,5 @@
 """StatisticsGen executor that also renders the statistics as HTML next to the artifact."""
 
-import os
 from typing import Any, Dict, List
 
 from absl import logging
@@ -9,16 +8,11 @@ from tfx import types
 from tfx.components.statistics_gen import executor as tfx_statistics_gen_executor
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
 
-from components import features
-
-HTML_REPORT_NAME = "statistics.html"
-
-
-def html_report_path(statistics: types.Artifact) -> str:
-  """Where the HTML report of a statistics artifact lives."""
-  return os.path.join(statistics.uri, HTML_REPORT_NAME)
+from components import contract
+from components.statistics_gen import constants
 
 
 class Executor(tfx_statistics_gen_executor.Executor):
@@ -35,11 +29,11 @@ class Executor(tfx_statistics_gen_executor.Executor):
         output_dict[standard_component_specs.STATISTICS_KEY])
     splits = artifact_utils.decode_split_names(statistics.split_names)
     # Train on the left, eval on the right; any other splits follow in their own order.
-    ordered = sorted(splits, key=lambda s: (s != features.TRAIN_SPLIT, s != features.EVAL_SPLIT))
+    ordered = sorted(splits, key=lambda s: (s != contract.TRAIN_SPLIT, s != contract.EVAL_SPLIT))
     views = [stats_artifact_utils.load_statistics(statistics, split).proto() for split in ordered]
     html = display_util.get_statistics_html(
         views[0], views[1] if len(views) > 1 else None, lhs_name=ordered[0],
         rhs_name=ordered[1] if len(ordered) > 1 else "")
-    with fileio.open(html_report_path(statistics), "w") as f:
+    with fileio.open(constants.html_report_path(statistics.uri), "w") as f:
       f.write(html)
-    logging.info("Statistics report written to %s", html_report_path(statistics))
+    logging.info("Statistics report written to %s", constants.html_report_path(statistics.uri))

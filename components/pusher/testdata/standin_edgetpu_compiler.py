@@ -39,7 +39,7 @@ def _operator_counts(model_path: str) -> "collections.OrderedDict[str, int]":
   with open(model_path, "rb") as f:
     model = tflite.Model.GetRootAs(f.read(), 0)
   subgraph = model.Subgraphs(0)
-  counts: "collections.OrderedDict[str, int]" = collections.OrderedDict()
+  counts: collections.OrderedDict[str, int] = collections.OrderedDict()
   for i in range(subgraph.OperatorsLength()):
     code = model.OperatorCodes(subgraph.Operators(i).OpcodeIndex())
     name = tflite.opcode2name(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))

@@ -8,12 +8,12 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from components.anomalies_gate import executor as anomalies_gate_executor
-from components.evaluator import executor as evaluator_executor
-from components.mnist_example_gen import executor as example_gen_executor
-from components.pusher import executor as pusher_executor
-from components.statistics_gen import executor as statistics_gen_executor
-from pipeline import mlmd_queries
+from components.evaluator import constants as evaluator_constants
+from components.example_validator import anomalies as anomalies_lib
+from components.mnist_example_gen import constants as example_gen_constants
+from components.pusher import constants as pusher_constants
+from components.statistics_gen import constants as statistics_gen_constants
+from mnist_tfx import mlmd_queries
 
 
 def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
@@ -25,15 +25,15 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
   if examples:
     counts = ", ".join(
         f"{split} "
-        f"{examples.get_int_custom_property(example_gen_executor.num_examples_property(split))}"
+        f"{examples.get_int_custom_property(example_gen_constants.num_examples_property(split))}"
         for split in artifact_utils.decode_split_names(examples.split_names))
     lines.append(f"Examples:            {examples.uri} ({counts})")
   statistics = artifacts.get("ExampleStatistics")
   if statistics:
-    lines.append(f"Statistics report:   {statistics_gen_executor.html_report_path(statistics)}")
+    lines.append(f"Statistics report:   {statistics_gen_constants.html_report_path(statistics)}")
   anomalies = artifacts.get("ExampleAnomalies")
   if anomalies:
-    found = anomalies_gate_executor.describe_anomalies(anomalies)
+    found = anomalies_lib.describe_anomalies(anomalies)
     lines.append(f"Anomalies:           {anomalies.uri} "
                  f"({'none' if not found else f'{len(found)} found'})")
     lines.extend(f"  - {line}" for line in found)
@@ -41,7 +41,7 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
     lines.append(f"Trained model:       {artifacts['Model'].uri}")
   evaluation = artifacts.get("ModelEvaluation")
   if evaluation:
-    with fileio.open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+    with fileio.open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
       metrics = json.load(f)
     lines.append(f"Evaluation:          {evaluation.uri} (on {metrics['num_examples']} "
                  f"{metrics['eval_split']} examples)")
@@ -51,14 +51,14 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
     lines.append(f"  Verdict: {metrics['reason']}")
   pushed = artifacts.get("PushedModel")
   if pushed:
-    if pushed.get_int_custom_property(pusher_executor.PUSHED_KEY):
+    if pushed.get_int_custom_property(pusher_constants.PUSHED_KEY):
       lines.append("Pushed:              "
-                   f"{pushed.get_string_custom_property(pusher_executor.PUSHED_DESTINATION_KEY)}")
+                   f"{pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)}")
       lines.append("  Edge TPU: "
-                   f"{pushed.get_string_custom_property(pusher_executor.EDGETPU_STATUS_KEY)}")
+                   f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
     else:
       lines.append("Pushed:              nothing ("
-                   f"{pushed.get_string_custom_property(pusher_executor.REASON_KEY)})")
+                   f"{pushed.get_string_custom_property(pusher_constants.REASON_KEY)})")
   lines.append(f"ML Metadata:         {metadata_path}")
   if "ModelRun" in artifacts:
     lines.append(f"TensorBoard:         mnist-tfx tensorboard --pipeline-root {pipeline_root}")

@@ -6,8 +6,8 @@ from typing import Dict
 from ml_metadata.proto import metadata_store_pb2
 from tensorboard import program
 
-from components.evaluator import executor as evaluator_executor
-from pipeline import mlmd_queries
+from components.evaluator import constants as evaluator_constants
+from mnist_tfx import mlmd_queries
 
 
 def find_logdirs(connection_config: metadata_store_pb2.ConnectionConfig,
@@ -19,7 +19,7 @@ def find_logdirs(connection_config: metadata_store_pb2.ConnectionConfig,
     logdirs["training"] = artifacts["ModelRun"].uri
   if "ModelEvaluation" in artifacts:
     logdirs["evaluation"] = os.path.join(artifacts["ModelEvaluation"].uri,
-                                         evaluator_executor.TENSORBOARD_DIR)
+                                         evaluator_constants.TENSORBOARD_DIR)
   if not logdirs:
     raise LookupError(f"Pipeline {pipeline_name!r} has no training run in ML Metadata yet; "
                       "run `mnist-tfx run` first (with the same --pipeline-root).")

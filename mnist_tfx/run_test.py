@@ -10,20 +10,26 @@ import subprocess
 import sys
 import urllib.request
 
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 import numpy as np
 import pytest
 import tensorflow as tf
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 from tfx.types import artifact_utils
 
-from components import features
+from components import contract
 from components.anomalies_gate import executor as anomalies_gate_executor
-from components.evaluator import executor as evaluator_executor
+from components.evaluator import constants as evaluator_constants
+from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import idx
-from components.pusher import executor as pusher_executor
-from pipeline import PIPELINE_NAME, cli, local_runner, mlmd_queries
+from components.pusher import constants as pusher_constants
+from mnist_tfx import cli
+from mnist_tfx import local_runner
+from mnist_tfx import mlmd_queries
+from pipeline import configs
 from tests import mnist_slices
+
+pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
 # The slice is tiny: one in-process Beam worker is faster than spawning one per core.
 BEAM_ARGS = ["--beam-arg=--direct_running_mode=in_memory"]
@@ -43,7 +49,7 @@ def run_cli(pipeline_root: str, data_dir: str, *extra: str) -> str:
 def node_executions(pipeline_root: str, node_id: str):
   """The executions of one component, oldest first."""
   store = metadata_store.MetadataStore(local_runner.metadata_config(pipeline_root))
-  context = store.get_context_by_type_and_name("node", f"{PIPELINE_NAME}.{node_id}")
+  context = store.get_context_by_type_and_name("node", f"{configs.PIPELINE_NAME}.{node_id}")
   return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
 
 
@@ -56,7 +62,7 @@ def first_run(mnist_slice_dir, tmp_path_factory):
 def test_run_registers_every_artifact_in_mlmd(first_run, mnist_slice_dir):
   pipeline_root, printed = first_run
   artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
-                                              PIPELINE_NAME)
+                                              configs.PIPELINE_NAME)
   images, _ = idx.read_pair(os.path.join(mnist_slice_dir, idx.TRAIN_IMAGES + ".gz"),
                             os.path.join(mnist_slice_dir, idx.TRAIN_LABELS + ".gz"))
   eval_images, _ = idx.read_pair(os.path.join(mnist_slice_dir, idx.EVAL_IMAGES + ".gz"),
@@ -71,12 +77,12 @@ def test_run_registers_every_artifact_in_mlmd(first_run, mnist_slice_dir):
   with open(html_path) as f:
     html = f.read()
   assert "facets-overview" in html  # TFDV's own Facets rendering.
-  assert anomalies_gate_executor.describe_anomalies(artifacts["ExampleAnomalies"]) == []
+  assert anomalies_lib.describe_anomalies(artifacts["ExampleAnomalies"]) == []
 
   model_dir = os.path.join(artifacts["Model"].uri, "Format-Serving")
   assert set(tf.saved_model.load(model_dir).signatures) >= {
-      features.SERVING_SIGNATURE, features.PREDICT_IMAGES_SIGNATURE,
-      features.SINGLE_IMAGE_SIGNATURE}
+      contract.SERVING_SIGNATURE, contract.PREDICT_IMAGES_SIGNATURE,
+      contract.SINGLE_IMAGE_SIGNATURE}
   assert os.listdir(artifacts["ModelRun"].uri)
 
   for path in (examples.uri, html_path, artifacts["ExampleAnomalies"].uri,
@@ -85,14 +91,14 @@ def test_run_registers_every_artifact_in_mlmd(first_run, mnist_slice_dir):
 
 
 def read_metrics(evaluation) -> dict:
-  with open(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
     return json.load(f)
 
 
 def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(first_run):
   pipeline_root, printed = first_run
   artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
-                                              PIPELINE_NAME)
+                                              configs.PIPELINE_NAME)
   metrics = read_metrics(artifacts["ModelEvaluation"])
   assert metrics["blessed"] and metrics["baseline"] is None
   assert artifacts["ModelBlessing"].get_int_custom_property("blessed") == 1
@@ -100,12 +106,12 @@ def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(first_run):
   assert metrics["reason"] in printed
 
   pushed = artifacts["PushedModel"]
-  assert pushed.get_int_custom_property(pusher_executor.PUSHED_KEY) == 1
-  version_dir = pushed.get_string_custom_property(pusher_executor.PUSHED_DESTINATION_KEY)
+  assert pushed.get_int_custom_property(pusher_constants.PUSHED_KEY) == 1
+  version_dir = pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)
   assert version_dir == os.path.join(pipeline_root, "pushed_models", "1")
-  with open(os.path.join(version_dir, pusher_executor.MANIFEST_FILE)) as f:
+  with open(os.path.join(version_dir, pusher_constants.MANIFEST_FILE)) as f:
     manifest = json.load(f)
-  assert set(manifest["files"]) == set(os.listdir(version_dir)) - {pusher_executor.MANIFEST_FILE}
+  assert set(manifest["files"]) == set(os.listdir(version_dir)) - {pusher_constants.MANIFEST_FILE}
   for name, described in manifest["files"].items():
     with open(os.path.join(version_dir, name), "rb") as f:
       assert hashlib.sha256(f.read()).hexdigest() == described["sha256"]
@@ -139,7 +145,7 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
   gate = node_executions(pipeline_root, "AnomaliesGate")
   assert [e.last_known_state for e in gate] == [metadata_store_pb2.Execution.FAILED]
   artifacts = mlmd_queries.latest_artifacts(local_runner.metadata_config(pipeline_root),
-                                            PIPELINE_NAME)
+                                            configs.PIPELINE_NAME)
   assert "ExampleAnomalies" in artifacts
   assert "Model" not in artifacts
   assert not os.path.exists(os.path.join(pipeline_root, "Trainer"))
@@ -149,19 +155,19 @@ def test_second_run_reuses_the_cache_and_compares_with_the_blessed_model(first_r
                                                                           mnist_slice_dir):
   pipeline_root, _ = first_run
   first = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
-                                          PIPELINE_NAME)
+                                          configs.PIPELINE_NAME)
   run_cli(pipeline_root, mnist_slice_dir)
   for node_id in ("MnistExampleGen", "StatisticsGen", "ExampleValidator", "Trainer"):
     states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
     assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
   second = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
-                                           PIPELINE_NAME)
+                                           configs.PIPELINE_NAME)
   # The resolver found run 1's blessed model; the evaluator judged the candidate against it.
   metrics = read_metrics(second["ModelEvaluation"])
   assert metrics["baseline"]["model"]["uri"] == first["Model"].uri
   assert "baseline" in metrics["reason"]
   assert second["PushedModel"].get_string_custom_property(
-      pusher_executor.PUSHED_DESTINATION_KEY) == os.path.join(pipeline_root, "pushed_models", "2")
+      pusher_constants.PUSHED_DESTINATION_KEY) == os.path.join(pipeline_root, "pushed_models", "2")
 
 
 def test_tensorboard_command_serves_training_scalars_and_graph(first_run):

@@ -1,0 +1,35 @@
+"""EdgeTpuPusher's parameter keys and defaults, pushed files and PushedModel properties.
+
+No TFX or TensorFlow import: the component, the executor, the pipeline, the command line, the run
+summary and serving read their names and defaults from here.
+"""
+
+from typing import Tuple
+
+# Execution parameters and their defaults (the component's defaults; `mnist-tfx --help` shows
+# these).
+PUSH_DESTINATION_KEY = "push_destination"
+COMPILER_PATH_KEY = "compiler_path"
+COMPILER_FLAGS_KEY = "compiler_flags"
+DEFAULT_COMPILER_FLAGS: Tuple[str, ...] = ()
+REQUIRE_EDGETPU_KEY = "require_edgetpu"
+DEFAULT_REQUIRE_EDGETPU = False
+COMPILER_TIMEOUT_SECONDS_KEY = "compiler_timeout_seconds"
+DEFAULT_COMPILER_TIMEOUT_SECONDS = 600
+REQUIRE_FULL_EDGETPU_MAPPING_KEY = "require_full_edgetpu_mapping"
+DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING = True
+
+# Files of a pushed version DEST/<version>/.
+MODEL_FILE = "model.tflite"  # The full-int8 model (CPU, or the compiler's input).
+EDGETPU_MODEL_FILE = "model_edgetpu.tflite"  # edgetpu_compiler's output, when it ran.
+COMPILER_LOG_FILE = "edgetpu_compiler.log"
+MANIFEST_FILE = "model.json"  # Hashes, quantization, labels, metrics, Edge TPU status.
+
+# PushedModel custom properties: TFX Pusher's three, plus the Edge TPU outcome.
+PUSHED_KEY = "pushed"
+PUSHED_VERSION_KEY = "pushed_version"
+PUSHED_DESTINATION_KEY = "pushed_destination"
+REASON_KEY = "reason"
+EDGETPU_COMPILED_KEY = "edgetpu_compiled"
+EDGETPU_STATUS_KEY = "edgetpu_status"
+INT8_TFLITE_SHA256_KEY = "int8_tflite_sha256"

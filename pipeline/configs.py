@@ -1,0 +1,22 @@
+"""The pipeline's names and choices, stated once for the wiring, the runners and the command line.
+
+No TFX or TensorFlow import, so `mnist-tfx --help` can read them at once.
+"""
+
+# The pipeline's name in ML Metadata: runs of one name share the cache and the history of
+# blessed models.
+PIPELINE_NAME = "mnist-edgetpu"
+
+# The trainers a pipeline can use, by the name users pick them with (imported by the Trainer).
+HAND_BUILT_TRAINER = "hand-built"
+KERAS_BASELINE_TRAINER = "keras-baseline"
+TRAINER_RUN_FNS = {
+    HAND_BUILT_TRAINER: "trainer_module.run.run_fn",  # The hand-built QAT network that ships.
+    KERAS_BASELINE_TRAINER: "trainer_module.keras_baseline.run_fn",  # The seed's Keras example.
+}
+DEFAULT_TRAINER = HAND_BUILT_TRAINER
+
+# Where, under the pipeline root, the pusher publishes versions unless told otherwise, and where
+# the hand-built trainer keeps the checkpoints a retried Trainer resumes from.
+PUSHED_MODELS_DIR = "pushed_models"
+TRAINER_CHECKPOINTS_DIR = "trainer_checkpoints"
