@@ -30,7 +30,8 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
     lines.append(f"Examples:            {examples.uri} ({counts})")
   statistics = artifacts.get("ExampleStatistics")
   if statistics:
-    lines.append(f"Statistics report:   {statistics_gen_constants.html_report_path(statistics)}")
+    lines.append("Statistics report:   "
+                 f"{statistics_gen_constants.html_report_path(statistics.uri)}")
   anomalies = artifacts.get("ExampleAnomalies")
   if anomalies:
     found = anomalies_lib.describe_anomalies(anomalies)

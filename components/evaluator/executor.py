@@ -319,20 +319,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                         tflite_sha256: str) -> None:
     """Sets the properties TFX's Evaluator sets (LatestBlessedModelStrategy and Pusher read
     `blessed` and `current_model_id`) plus the sha256 the pusher must ship, and the marker file."""
-    constants = tfx_evaluator_constants
-    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
+    tfx_constants = tfx_evaluator_constants
+    blessing.set_string_custom_property(tfx_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
                                         model.uri)
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+    blessing.set_int_custom_property(tfx_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
     if baseline_model is not None:
-      blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
+      blessing.set_string_custom_property(tfx_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
                                           baseline_model.uri)
-      blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
+      blessing.set_int_custom_property(tfx_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
                                        baseline_model.id)
     blessing.set_string_custom_property(constants.TFLITE_SHA256_PROPERTY, tflite_sha256)
     blessing.set_string_custom_property(constants.REASON_PROPERTY, reason)
-    marker = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
+    marker = tfx_constants.BLESSED_FILE_NAME if blessed else tfx_constants.NOT_BLESSED_FILE_NAME
     io_utils.write_string_file(os.path.join(blessing.uri, marker), "")
     blessing.set_int_custom_property(
-        constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-        constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
+        tfx_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+        tfx_constants.BLESSED_VALUE if blessed else tfx_constants.NOT_BLESSED_VALUE)
     logging.info("Blessing (%s) written to %s.", marker, blessing.uri)
