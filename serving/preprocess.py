@@ -4,7 +4,8 @@ MNIST's own preprocessing (LeCun, Cortes, Burges, "The MNIST database", yann.lec
 the digit was size-normalized to fit a 20x20 box preserving its aspect ratio (anti-aliasing gives
 grey levels), then centred in a 28x28 field by its centre of mass. Here, before that: grayscale
 (transparent areas become white paper), background removed (its level is the median of the
-border), and inverted when the digit is dark on light, so ink is bright on 0 as in MNIST.
+border), inverted when the digit is dark on light, so ink is bright on 0 as in MNIST, and
+stretched to full contrast (the brightest ink 255).
 """
 
 import io
@@ -93,6 +94,7 @@ def to_mnist(image: Image.Image) -> np.ndarray:
   r1 = min(top + digit.shape[0], contract.IMAGE_HEIGHT)
   c1 = min(left + digit.shape[1], contract.IMAGE_WIDTH)
   out[r0:r1, c0:c1] = digit[r0 - top:r1 - top, c0 - left:c1 - left]
+  out *= contract.MAX_PIXEL_VALUE / out.max()  # Full contrast: MNIST's strokes peak at 255.
   return np.clip(np.rint(out), 0, contract.MAX_PIXEL_VALUE).astype(np.uint8)
 
 
