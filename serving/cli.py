@@ -71,13 +71,15 @@ def _load_store(args: argparse.Namespace, poll_seconds: float = 2.0):
 
 
 def _describe(store) -> str:
+  from serving import model_store
   loaded = store.current
   skipped = "".join(f"\n  skipped: {reason}" for reason in store.failures.values())
   if loaded is None:
     which = (f"version {store.pinned_version}" if store.pinned_version is not None
              else "no complete version")
     return f"{which} to serve under {store.destination}{skipped}"
-  return f"version {loaded.version} on the {loaded.device} ({loaded.device_reason}){skipped}"
+  device = "Edge TPU" if loaded.device == model_store.EDGETPU else "CPU"
+  return f"version {loaded.version} on the {device} ({loaded.device_reason}){skipped}"
 
 
 def serve_command(args: argparse.Namespace) -> int:
