@@ -4,6 +4,7 @@ New versions are published with the pusher's own atomic publish (components/push
 as a push during a run does.
 """
 
+import asyncio
 import json
 import os
 import subprocess
@@ -76,12 +77,16 @@ def test_edgetpu_model_without_delegate_library_serves_the_cpu_model_and_says_wh
       in loaded.device_reason
   assert loaded.device_reason.endswith("running model.tflite on the CPU")
   # GET metadata reports it (in-process ASGI request).
-  import starlette.testclient
-  with starlette.testclient.TestClient(app_lib.create_app(store)) as client:
-    metadata = client.get(app_lib.METADATA_PATH).json()
+  metadata = asyncio.run(asgi_get(app_lib.create_app(store), app_lib.METADATA_PATH)).json()
   assert metadata["device"] == "cpu" and metadata["device_reason"] == loaded.device_reason
   assert sorted(metadata["files"]) == [pusher_constants.MODEL_FILE,
                                        pusher_constants.EDGETPU_MODEL_FILE]
+
+
+async def asgi_get(app, path: str) -> httpx.Response:
+  async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                               base_url="http://serving") as client:
+    return await client.get(path)
 
 
 def test_hot_reload_under_a_request_loop(pushed_version, tmp_path):
@@ -149,19 +154,24 @@ def _wait_for(condition, timeout: float = 30) -> None:
 
 
 NO_TENSORFLOW_CHECK = """
+import asyncio
 import sys
-import numpy as np
-import starlette.testclient
+import httpx
 from serving import app, cli, model_store, preprocess
 from serving import __main__ as serving_main
 from mnist_tfx import cli as mnist_cli
 mnist_cli.build_parser()
 store = model_store.ModelStore(sys.argv[1])
 store.refresh()
-with starlette.testclient.TestClient(app.create_app(store)) as client:
-  assert client.post(app.PREDICT_PATH, json={"instances": [[0] * 784]}).status_code == 200
-  assert client.get(app.METADATA_PATH).status_code == 200
-  assert client.get("/").status_code == 200
+
+async def requests():
+  async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app.create_app(store)),
+                               base_url="http://serving") as client:
+    response = await client.post(app.PREDICT_PATH, json={"instances": [[0] * 784]})
+    assert response.status_code == 200, response.text
+    assert (await client.get(app.METADATA_PATH)).status_code == 200
+    assert (await client.get("/")).status_code == 200
+asyncio.run(requests())
 assert serving_main.main(["predict", "--push-destination", sys.argv[1], sys.argv[2]]) == 0
 print(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "tfx", "keras")))
 """

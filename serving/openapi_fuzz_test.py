@@ -21,7 +21,7 @@ from serving import model_store
 
 pytestmark = pytest.mark.integration
 
-MAX_EXAMPLES = 50
+MAX_EXAMPLES = 30
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_schema_conformance]
 
