@@ -194,7 +194,7 @@ def main() -> None:
       .tolist()}))
 
   print(f"## Serving\n\n{datetime.date.today()}, `.venv/bin/python benchmarks/bench_serving.py "
-        f"--seconds {args.seconds}`: `python -m serving serve` (one uvicorn process, asyncio + "
+        f"--push-destination {args.push_destination} --seconds {args.seconds}`: `python -m serving serve` (one uvicorn process, asyncio + "
         f"h11, access log off) on version {loaded.version} ({loaded.device}, "
         f"`{pusher_constants.MODEL_FILE}` {os.path.getsize(os.path.join(loaded.path, pusher_constants.MODEL_FILE)):,} "
         f"bytes), loaded by `wrk -t1 --latency` (keep-alive, {args.seconds} s per row) on the same "
