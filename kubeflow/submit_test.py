@@ -34,6 +34,7 @@ class KfpApiServerStandIn(http.server.BaseHTTPRequestHandler):
   requests = []
   experiments = {}
   expected_token = None
+  open_healthz = False  # Health checks answered without a token (as some gateways do).
 
   def log_message(self, *args):
     pass
@@ -51,9 +52,12 @@ class KfpApiServerStandIn(http.server.BaseHTTPRequestHandler):
     self.requests.append({"method": self.command, "path": url.path,
                           "query": urllib.parse.parse_qs(url.query), "body": body,
                           "authorization": self.headers.get("Authorization")})
+    if self.open_healthz and url.path.endswith("/healthz"):
+      return url
     if self.expected_token and self.headers.get("Authorization") != (
         f"Bearer {self.expected_token}"):
-      self._reply(401, {"error": "Unauthorized", "code": 16})
+      self._reply(401 if self.headers.get("Authorization") else 403,
+                  {"error": "Unauthorized", "code": 16})
       return None
     return url
 
@@ -92,6 +96,7 @@ def api_server():
   KfpApiServerStandIn.experiments = {"exp-0": {"experiment_id": "exp-0",
                                                "display_name": "Default"}}
   KfpApiServerStandIn.expected_token = TOKEN
+  KfpApiServerStandIn.open_healthz = False
   server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KfpApiServerStandIn)
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
@@ -172,6 +177,18 @@ def test_a_refused_token_is_one_clear_line_and_no_run(api_server, tmp_path, monk
   line = error_line(err)
   assert "401" in line and "not authorized" in line and api_server in line
   assert "not-the-token" not in out + err
+  assert not [r for r in KfpApiServerStandIn.requests if r["path"].endswith("/runs")]
+
+
+def test_a_refusal_after_a_healthy_check_is_one_clear_line(api_server, monkeypatch):
+  # The health check passes without a token; the experiments API then answers 403 (kfp.Client's
+  # own call, not submit's own health pre-check).
+  monkeypatch.delenv("KF_PIPELINES_SA_TOKEN_PATH", raising=False)
+  KfpApiServerStandIn.open_healthz = True
+  code, _, err = run_cli("kubeflow", "submit", "--host", api_server, *COMPILE_ARGS)
+  assert code == 1
+  line = error_line(err)
+  assert "403" in line and "not authorized" in line
   assert not [r for r in KfpApiServerStandIn.requests if r["path"].endswith("/runs")]
 
 
