@@ -158,6 +158,7 @@ class GcsJsonApiStandIn(http.server.BaseHTTPRequestHandler):
     self._reply(204)
 
 
+@pytest.mark.integration  # Starts a server.
 def test_zero_byte_directory_markers_under_an_output_uri_are_deleted():
   GcsJsonApiStandIn.objects = {"bucket": {
       "root/Trainer/model/": 0,
