@@ -1,36 +1,136 @@
-"""`mnist-tfx kubeflow`: compile the pipeline into a Kubeflow Pipelines v2 job spec."""
+"""`mnist-tfx kubeflow compile|submit`: the pipeline on Kubeflow Pipelines v2.
+
+`compile` writes the pipeline spec; `submit` compiles it and starts a run through `kfp.Client`.
+Both take the pipeline options every runner shares (mnist_tfx/options.py); only the cluster's own
+flags are defined here.
+"""
 
 import argparse
 import os
+import sys
 
+from components.errors import PipelineInputError
 from mnist_tfx import options
 from pipeline import configs
 
 
+def _add_compile_options(parser: argparse.ArgumentParser) -> None:
+  """What both subcommands compile: the image, the cluster's paths and the shared options."""
+  parser.add_argument("--image", required=True,
+                      help="Container image for every component, built from kubeflow/Dockerfile "
+                      "and pushed to a registry the cluster pulls from, e.g. "
+                      "us-docker.pkg.dev/PROJECT/REPO/mnist-edgetpu-tfx:TAG.")
+  parser.add_argument("--pipeline-root", required=True,
+                      help="Artifact root the pods can write, e.g. gs://bucket/mnist-edgetpu. "
+                      "Every artifact, the trainer's checkpoints and (unless --push-destination "
+                      f"says otherwise) the pushed models PIPELINE_ROOT/{configs.PUSHED_MODELS_DIR}"
+                      " go under it.")
+  parser.add_argument("--data-dir", required=True,
+                      help="MNIST-format IDX files the pods can read (the four standard names, "
+                      "gzipped or raw), e.g. gs://bucket/mnist.")
+  parser.add_argument("--paths-mounted-in-pods", action="store_true",
+                      help="Accept absolute local paths for --pipeline-root, --data-dir and "
+                      "--push-destination: they are mounted at the same place in every pod (a "
+                      "shared volume). Without it, only URIs (gs://, s3://, ...) are accepted.")
+  parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME,
+                      help="The pipeline's name; runs of one name share ML Metadata's history of "
+                      "blessed models (default: %(default)s).")
+  options.add_beam_args(parser, "Default: Beam's DirectRunner inside each component's pod; "
+                        "e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P "
+                        "--beam-arg=--region=R --beam-arg=--temp_location=gs://bucket/tmp, or "
+                        "--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=HOST:8081 "
+                        "--beam-arg=--environment_type=EXTERNAL ...")
+  options.add_pipeline_options(parser)
+
+
 def add_parser(commands) -> None:
-  """Registers the `kubeflow` subcommand on the `mnist-tfx` subparsers."""
+  """Registers `kubeflow compile` and `kubeflow submit` on the `mnist-tfx` subparsers."""
   kfp = commands.add_parser(
-      "kubeflow", help="Compile the pipeline into a Kubeflow Pipelines v2 job spec.",
-      description="Writes OUTPUT_DIR/pipeline.json: the same pipeline, every component in IMAGE "
-      "(built from kubeflow/Dockerfile). Submit it with the KFP client or UI, e.g. "
-      "kfp.Client(host).create_run_from_pipeline_package('pipeline.json').")
-  kfp.add_argument("--image", required=True, help="Container image for every component.")
-  kfp.add_argument("--pipeline-root", required=True,
-                   help="Artifact root the cluster can write, e.g. gs://bucket/mnist-edgetpu.")
-  kfp.add_argument("--data-dir", required=True,
-                   help="MNIST-format IDX files the cluster can read, e.g. gs://bucket/mnist.")
-  kfp.add_argument("--output-dir", default=".", help="Where pipeline.json goes (default: .).")
-  kfp.add_argument("--pipeline-name", default=configs.PIPELINE_NAME,
-                   help="The pipeline's name (default: %(default)s).")
-  options.add_beam_args(kfp, "Default: Beam's own (DirectRunner inside each component's pod).")
-  options.add_pipeline_options(kfp)
-  kfp.set_defaults(func=compile_command)
+      "kubeflow", help="Compile the pipeline for Kubeflow Pipelines v2, or submit a run.",
+      description="Compile the pipeline into a Kubeflow Pipelines v2 spec (compile) or compile "
+      "it and start a run on a Kubeflow Pipelines server (submit).")
+  steps = kfp.add_subparsers(dest="kubeflow_command", required=True, metavar="COMMAND")
+
+  compile_parser = steps.add_parser(
+      "compile", help="Write the pipeline spec (pipeline.yaml) for the KFP UI or kfp.Client.",
+      description="Writes the pipeline spec: every component runs in IMAGE through "
+      "`python -m mnist_tfx.kubeflow.entrypoint`. A .yaml file is what the Kubeflow Pipelines UI "
+      "and kfp.Client upload; a .json file is the PipelineJob Vertex AI Pipelines takes.")
+  compile_parser.add_argument(
+      "--output", default=_default_output(),
+      help="The spec file: .yaml/.yml (PipelineSpec) or .json (PipelineJob) "
+      "(default: %(default)s).")
+  _add_compile_options(compile_parser)
+  compile_parser.set_defaults(func=compile_command)
+
+  submit_parser = steps.add_parser(
+      "submit", help="Compile the pipeline and start a run on a Kubeflow Pipelines server.",
+      description="Compiles the pipeline (as `compile` does) and starts a run with "
+      "kfp.Client.create_run_from_pipeline_package, printing the run's URL. Authentication as "
+      "the KFP SDK does it: a service-account token read from --token-path or from the file "
+      "named by KF_PIPELINES_SA_TOKEN_PATH (refreshed on each request), else none (e.g. through "
+      "`kubectl port-forward`). The token is never printed or written anywhere.")
+  submit_parser.add_argument("--host", required=True,
+                             help="The Kubeflow Pipelines API endpoint, e.g. "
+                             "http://localhost:8080 after `kubectl port-forward -n kubeflow "
+                             "svc/ml-pipeline-ui 8080:80`.")
+  submit_parser.add_argument("--experiment", default="Default",
+                             help="Experiment to run in, created when missing "
+                             "(default: %(default)s).")
+  submit_parser.add_argument("--run-name",
+                             help="The run's name (default: the pipeline name and the time).")
+  submit_parser.add_argument("--namespace",
+                             help="Kubernetes namespace of a multi-user deployment (default: "
+                             "the client's context, none in single-user mode).")
+  submit_parser.add_argument("--token-path",
+                             help="File holding the bearer token (e.g. a projected "
+                             "service-account token); default: $KF_PIPELINES_SA_TOKEN_PATH.")
+  submit_parser.add_argument("--output", default=None,
+                             help="Also keep the submitted spec here (default: a temporary file, "
+                             "removed after the submission).")
+  _add_compile_options(submit_parser)
+  submit_parser.set_defaults(func=submit_command)
+
+
+def _default_output() -> str:
+  from mnist_tfx.kubeflow import runner
+  return runner.SPEC_FILE_NAME
+
+
+def _compile(args: argparse.Namespace, output: str):
+  from mnist_tfx.kubeflow import runner
+  return runner.compile_pipeline(
+      output, image=args.image, pipeline_root=args.pipeline_root, data_dir=args.data_dir,
+      beam_pipeline_args=args.beam_args, pipeline_name=args.pipeline_name,
+      paths_mounted_in_pods=args.paths_mounted_in_pods, **options.pipeline_options(args))
 
 
 def compile_command(args: argparse.Namespace) -> int:
-  from mnist_tfx.kubeflow import runner
-  runner.compile_pipeline(args.output_dir, image=args.image, pipeline_root=args.pipeline_root,
-                          data_dir=args.data_dir, beam_pipeline_args=args.beam_args,
-                          pipeline_name=args.pipeline_name, **options.pipeline_options(args))
-  print(f"Kubeflow Pipelines v2 job spec: {os.path.join(args.output_dir, runner.SPEC_FILE_NAME)}")
+  try:
+    _compile(args, args.output)
+  except PipelineInputError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"Kubeflow Pipelines v2 spec: {args.output}")
+  return 0
+
+
+def submit_command(args: argparse.Namespace) -> int:
+  import tempfile
+
+  from mnist_tfx.kubeflow import submit
+  with tempfile.TemporaryDirectory() as tmp:
+    output = args.output or os.path.join(tmp, _default_output())
+    try:
+      _compile(args, output)
+      url = submit.submit(output, host=args.host, pipeline_root=args.pipeline_root,
+                          experiment=args.experiment, run_name=args.run_name,
+                          namespace=args.namespace, token_path=args.token_path)
+    except PipelineInputError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    except submit.SubmitError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 1
+  print(f"Run started: {url}")
   return 0
