@@ -72,6 +72,7 @@ def _add_tensorboard_parser(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+  from mnist_tfx import compare
   from mnist_tfx.kubeflow import cli as kubeflow_cli
   parser = argparse.ArgumentParser(
       prog="mnist-tfx",
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_run_parser(commands)
   _add_tensorboard_parser(commands)
   kubeflow_cli.add_parser(commands)
+  compare.add_parser(commands)
   return parser
 
 
