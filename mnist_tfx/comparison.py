@@ -231,9 +231,17 @@ def write_examples(data_dir: str, examples_uri: str, quick: bool) -> Tuple[List[
   return pattern(contract.TRAIN_SPLIT), pattern(contract.EVAL_SPLIT)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Training:
+  seconds: float  # Wall time of the trainer's train_and_export call.
+  epochs: int
+  curve: List[float]  # Evaluation accuracy after each epoch.
+  epoch_seconds: List[float]  # Time between consecutive epochs' evaluations (from the 2nd epoch).
+
+
 def _train(route: Route, train_files: Sequence[str], eval_files: Sequence[str],
-           serving_model_dir: str, model_run_dir: str) -> Tuple[float, int, List[float]]:
-  """Trains and exports one route; returns (wall seconds, epochs, eval accuracy per epoch)."""
+           serving_model_dir: str, model_run_dir: str) -> _Training:
+  """Trains and exports one route; per-epoch accuracy and times come from its TensorBoard logs."""
   start = time.perf_counter()
   if route.trainer == HAND_BUILT:
     result = train.train_and_export(train_files, eval_files, serving_model_dir, model_run_dir,
@@ -250,13 +258,39 @@ def _train(route: Route, train_files: Sequence[str], eval_files: Sequence[str],
   accumulator = event_accumulator.EventAccumulator(
       log_dir, size_guidance={event_accumulator.TENSORS: 0})
   accumulator.Reload()
-  curve = []
+  events = []
   if tag in accumulator.Tags()[event_accumulator.TENSORS]:
-    curve = [float(tf.make_ndarray(event.tensor_proto)) for event in accumulator.Tensors(tag)]
+    events = accumulator.Tensors(tag)
   else:
     logging.warning("No per-epoch %r scalars under %s; the curve of %s is left out.", tag,
                     log_dir, route.key)
-  return seconds, epochs, curve
+  return _Training(seconds, epochs,
+                   curve=[float(tf.make_ndarray(event.tensor_proto)) for event in events],
+                   epoch_seconds=np.diff([event.wall_time for event in events]).tolist())
+
+
+def _warm_up_keras(eval_files: Sequence[str], scratch_dir: str) -> None:
+  """One throw-away Keras epoch (the seed's MLP on the test split), so that no route's time
+  includes Keras' process start-up.
+
+  The first Keras training in a process pays one-time costs (tens of seconds on 2 cores) that a
+  second, identical one does not; the hand-built routes run after it and need no warm-up.
+  """
+  keras_baseline.train_and_export(eval_files, eval_files, os.path.join(scratch_dir, "model"),
+                                  os.path.join(scratch_dir, "logs"), {"epochs": 1})
+  shutil.rmtree(scratch_dir)
+
+
+def training_throughput(training: _Training, num_train: int) -> float:
+  """Training examples/s: steady state when there are 2+ epochs, else over the whole call.
+
+  Steady state is the training images divided by the median time between consecutive epochs'
+  evaluations (an epoch's training plus its evaluation), which leaves out the first epoch's
+  tracing and the data loading and export around the loop.
+  """
+  if training.epoch_seconds:
+    return num_train / statistics.median(training.epoch_seconds)
+  return training.epochs * num_train / training.seconds if training.seconds else 0.0
 
 
 def _float_accuracy(serving_model_dir: str, pixels: np.ndarray, labels: np.ndarray) -> float:
@@ -274,8 +308,9 @@ def measure_int8(model_content: bytes, pixels: np.ndarray, labels: np.ndarray) -
   """Int8 accuracy, batch-1 latency and batched throughput of TFLite bytes on this CPU.
 
   Accuracy comes from batch-1 runs on one thread (what the device computes, as in the evaluator),
-  each image timed: p50/p99 latency in ms. Throughput: batches of THROUGHPUT_BATCH on every core,
-  best of THROUGHPUT_PASSES passes over the images, in images/s.
+  each image timed: p50/p99 latency in ms. Throughput: batches of THROUGHPUT_BATCH (or all the
+  images when fewer) on every core, best of THROUGHPUT_PASSES passes over the whole batches, in
+  images/s.
 
   Raises:
     int8_runtime.Int8ModelError: the model's input or output is not int8.
@@ -291,19 +326,22 @@ def measure_int8(model_content: bytes, pixels: np.ndarray, labels: np.ndarray) -
   probabilities = single.dequantize(np.stack(outputs))
   accuracy = metrics_lib.classification_metrics(
       **metrics_lib.batch_stats(labels, probabilities))["accuracy"]
+  # Whole batches only: a smaller last batch would re-allocate the interpreter's tensors twice.
+  batch = min(THROUGHPUT_BATCH, len(quantized))
+  timed = quantized[:len(quantized) // batch * batch]
   batched = int8_runtime.Int8Classifier(model_content, num_threads=os.cpu_count())
-  batched.invoke_quantized(quantized[:THROUGHPUT_BATCH])
+  batched.invoke_quantized(timed[:batch])
   best = math.inf
   for _ in range(THROUGHPUT_PASSES):
     start = time.perf_counter()
-    for i in range(0, len(quantized), THROUGHPUT_BATCH):
-      batched.invoke_quantized(quantized[i:i + THROUGHPUT_BATCH])
+    for i in range(0, len(timed), batch):
+      batched.invoke_quantized(timed[i:i + batch])
     best = min(best, time.perf_counter() - start)
   quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
   return {"int8_accuracy": accuracy,
           "int8_latency_ms": {"p50": 1000 * quantiles[49], "p99": 1000 * quantiles[98]},
-          "int8_images_per_second": len(quantized) / best,
-          "int8_threads": os.cpu_count(), "int8_batch": THROUGHPUT_BATCH}
+          "int8_images_per_second": len(timed) / best,
+          "int8_threads": os.cpu_count(), "int8_batch": batch}
 
 
 def evaluate_route(route: Route, route_dir: str, train_files: Sequence[str],
@@ -314,8 +352,8 @@ def evaluate_route(route: Route, route_dir: str, train_files: Sequence[str],
   if os.path.exists(route_dir):  # The hand-built trainer would resume from old checkpoints.
     shutil.rmtree(route_dir)
   serving_model_dir = os.path.join(route_dir, "serving_model")
-  seconds, epochs, curve = _train(route, train_files, eval_files, serving_model_dir,
-                                  os.path.join(route_dir, "model_run"))
+  training = _train(route, train_files, eval_files, serving_model_dir,
+                    os.path.join(route_dir, "model_run"))
   float_accuracy = _float_accuracy(serving_model_dir, eval_pixels, eval_labels)
   model_content = int8_tflite.convert_to_int8_tflite(
       serving_model_dir, representative_images=calibration_images if route.quantization == PTQ
@@ -330,23 +368,24 @@ def evaluate_route(route: Route, route_dir: str, train_files: Sequence[str],
   io_types = [t["dtype"] for t in io["inputs"] + io["outputs"]]
   row = {
       "key": route.key, "label": route.label, "trainer": route.trainer,
-      "quantization": route.quantization, "config": route.config, "epochs": epochs,
+      "quantization": route.quantization, "config": route.config, "epochs": training.epochs,
       "float_accuracy": float_accuracy, **int8,
       "quantization_drop_pp": 100 * (float_accuracy - int8["int8_accuracy"]),
       "int8_size_bytes": len(model_content), "parameters": parameters, "macs_per_image": macs,
-      "train_seconds": seconds,
-      "train_examples_per_second": epochs * num_train / seconds if seconds else 0.0,
+      "train_seconds": training.seconds,
+      "train_examples_per_second": training_throughput(training, num_train),
+      "epoch_seconds": training.epoch_seconds,
       "edgetpu_operations_mapped": edgetpu.operations_on_edgetpu,
       "edgetpu_operations_total": edgetpu.operations_total,
       "edgetpu_fully_mapped": edgetpu.fully_mapped,
       "edgetpu_summary": edgetpu.summary(),
       "int8_io": all(t == "int8" for t in io_types), "io_dtypes": io_types,
-      "eval_accuracy_per_epoch": curve,
+      "eval_accuracy_per_epoch": training.curve,
       "tflite_file": os.path.relpath(tflite_path, os.path.dirname(os.path.dirname(route_dir))),
       "tflite_sha256": int8_tflite.model_sha256(model_content),
   }
   logging.info("%s: float %.4f, int8 %.4f, %d bytes, %.0f s training.", route.label,
-               float_accuracy, int8["int8_accuracy"], len(model_content), seconds)
+               float_accuracy, int8["int8_accuracy"], len(model_content), training.seconds)
   return row
 
 
@@ -375,6 +414,7 @@ def run_comparison(data_dir: str, output_dir: str, epochs: Optional[int] = None,
   calibration_images = (train_pixels[:CALIBRATION_EXAMPLES].astype(np.float32) /
                         contract.MAX_PIXEL_VALUE).reshape(
                             -1, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1)
+  _warm_up_keras(eval_files, os.path.join(output_dir, "warm_up"))
   rows = [evaluate_route(route, os.path.join(output_dir, ROUTES_DIR, route.key), train_files,
                          eval_files, calibration_images, eval_pixels, eval_labels,
                          len(train_pixels))
@@ -447,8 +487,13 @@ def render_markdown(comparison: Dict[str, Any]) -> str:
       "int8.",
       "- params, MACs/image: weights and biases, and multiply-accumulates, of the int8 model's "
       "conv and fully-connected operators (`model_cost`).",
-      "- train s: wall time of the trainer's `train_and_export` (reading the data, every epoch, "
-      "per-epoch evaluation, export); train ex/s = epochs x training images / train s.",
+      "- train s: wall time of the trainer's `train_and_export` (reading the data, every epoch "
+      "with its evaluation, export; a throw-away Keras epoch beforehand takes Keras' one-time "
+      "start-up out of route 1). train ex/s: training images / median time between consecutive "
+      "epochs' evaluations (steady state; with one epoch: epochs x images / train s).",
+      "- The hand-built routes use the trainer's defaults (cosine learning-rate decay, random "
+      "shifts of the training images); the Keras routes a constant learning rate and no "
+      "augmentation (the Keras baseline has neither).",
       "- int8 p50 ms: one image, one thread; int8 img/s: batches of "
       f"{THROUGHPUT_BATCH} on every core, best of {THROUGHPUT_PASSES} passes.",
       "- Edge TPU ops: operators the Edge TPU compiler would map, predicted from the flatbuffer "
