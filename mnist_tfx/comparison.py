@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 from matplotlib import figure as figure_lib
+from matplotlib import ticker
 import numpy as np
 from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
@@ -522,12 +523,12 @@ def _plot_accuracy_vs_size(rows: Sequence[Dict[str, Any]]) -> bytes:
     marker = "o" if row["quantization"] == QAT else "s"
     axes.scatter(row["int8_size_bytes"] / 1000, 100 * row["int8_accuracy"], marker=marker, s=50,
                  label=row["label"])
-  axes.set_xscale("log")
-  axes.set_xlabel("int8 TFLite model size (KB, log scale)")
+  axes.set_xlim(left=0)
+  axes.set_xlabel("int8 TFLite model size (KB)")
   axes.set_ylabel("int8 test accuracy (%)")
   axes.set_title("int8 accuracy against model size (circles: QAT, squares: PTQ)")
   axes.grid(True, alpha=0.3)
-  axes.legend(fontsize=7, loc="lower right")
+  axes.legend(fontsize=7, loc="best")
   return _figure_bytes(figure)
 
 
@@ -538,9 +539,10 @@ def _plot_curves(rows: Sequence[Dict[str, Any]]) -> bytes:
     curve = row["eval_accuracy_per_epoch"]
     if curve:
       axes.plot(range(1, len(curve) + 1), [100 * a for a in curve], marker="o", label=row["label"])
+  axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   axes.set_xlabel("epoch")
   axes.set_ylabel("test accuracy after the epoch (%)")
   axes.set_title("Per-epoch evaluation while training (fake-quant for QAT routes)")
   axes.grid(True, alpha=0.3)
-  axes.legend(fontsize=7, loc="lower right")
+  axes.legend(fontsize=7, loc="best")
   return _figure_bytes(figure)
