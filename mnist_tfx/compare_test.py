@@ -11,6 +11,7 @@ from components.mnist_example_gen import idx
 from mnist_tfx import cli
 from mnist_tfx import comparison
 from tests import mnist_slices
+from trainer_module import hparams as hparams_lib
 from trainer_module import keras_baseline
 
 # --quick on this slice trains on all 1,000 images (under comparison.QUICK_TRAIN) for 1 epoch.
@@ -97,3 +98,21 @@ def test_epochs_must_be_positive(capsys):
   with pytest.raises(SystemExit):
     cli.build_parser().parse_args(["compare", "--epochs", "0"])
   assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_cnn_routes_train_the_hand_built_default_architecture():
+  defaults = hparams_lib.HParams()
+  by_key = {route.key: route for route in comparison.routes()}
+  assert hparams_lib.HParams.from_config(by_key["hand_cnn_qat"].config) == defaults
+  for key in ("keras_cnn_tfmot_qat", "keras_cnn_ptq"):
+    hp, quantize = keras_baseline.parse_config(by_key[key].config)
+    assert quantize == (by_key[key].quantization == comparison.QAT)
+    assert {name: getattr(hp, name) for name in keras_baseline.KERAS_KEYS} == {
+        name: getattr(defaults, name) for name in keras_baseline.KERAS_KEYS}
+
+
+def test_epochs_override_every_route():
+  for route in comparison.routes(epochs=3):
+    hp = (hparams_lib.HParams.from_config(route.config) if route.trainer == comparison.HAND_BUILT
+          else keras_baseline.parse_config(route.config)[0])
+    assert hp.epochs == 3, route.key
