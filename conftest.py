@@ -7,12 +7,12 @@ trains a model.
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model"]
+pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model", "tests.fixtures_serving"]
 
 # Fixtures that run MnistExampleGen's Beam pipeline or train a model (seconds each).
 _HEAVY_FIXTURES = frozenset({
     "examples_artifact", "examples_dir", "trained_model", "trained_model_dir",
-    "untrained_model_dir",
+    "untrained_model_dir", "pushed_version",
 })
 
 

@@ -11,7 +11,7 @@ throughput on a CPU the input is resized to [N, ...] and the tensors re-allocate
 per image is unchanged.
 """
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from ai_edge_litert.interpreter import Interpreter
 import numpy as np
@@ -29,9 +29,15 @@ class Int8Classifier:
   Not thread-safe (TFLite interpreters are not): give each thread or Beam DoFn instance its own.
   """
 
-  def __init__(self, model_content: bytes, num_threads: Optional[int] = None):
-    """Loads `model_content` (TFLite flatbuffer bytes); `num_threads` is passed to TFLite."""
-    self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+  def __init__(self, model_content: bytes, num_threads: Optional[int] = None,
+               delegates: Optional[Sequence[Any]] = None):
+    """Loads `model_content` (TFLite flatbuffer bytes); `num_threads` is passed to TFLite.
+
+    `delegates`: LiteRT delegates (`ai_edge_litert.interpreter.load_delegate(...)`), e.g. the
+    Edge TPU's for an edgetpu_compiler output; such a model keeps its static batch of 1.
+    """
+    self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads,
+                                    experimental_delegates=delegates)
     inputs = self._interpreter.get_input_details()
     outputs = self._interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1:

@@ -74,6 +74,7 @@ def _add_tensorboard_parser(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
   from mnist_tfx import compare
   from mnist_tfx.kubeflow import cli as kubeflow_cli
+  from serving import cli as serving_cli
   parser = argparse.ArgumentParser(
       prog="mnist-tfx",
       description="A TFX pipeline that turns raw MNIST into a quantized model for the Edge TPU.")
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_run_parser(commands)
   _add_tensorboard_parser(commands)
   kubeflow_cli.add_parser(commands)
+  serving_cli.add_parser(commands)
   compare.add_parser(commands)
   return parser
 

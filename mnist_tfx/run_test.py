@@ -200,3 +200,30 @@ def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
   finally:
     server.terminate()
     server.wait(timeout=30)
+
+
+def test_predict_after_a_run_uses_the_runs_pushed_model_by_default(first_run, tmp_path):
+  """`mnist-tfx predict` with no flag, from where `mnist-tfx run` was run (./output)."""
+  from PIL import Image
+
+  from components import int8_runtime
+  from serving import preprocess
+  pipeline_root, _ = first_run
+  os.symlink(pipeline_root, tmp_path / "output")  # As if `mnist-tfx run` had used ./output.
+  images = idx.read_images(os.path.join(mnist_slices.REPO_ROOT, "data", "mnist",
+                                        "t10k-images-idx3-ubyte.gz"))
+  image_path = str(tmp_path / "digit.png")
+  Image.fromarray(255 - images[0]).save(image_path)  # Dark ink on white paper.
+  result = subprocess.run(
+      [os.path.join(os.path.dirname(sys.executable), "mnist-tfx"), "predict", image_path,
+       "--json"], capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120)
+  assert result.returncode == 0, result.stderr
+  printed = json.loads(result.stdout)
+  pushed_models = os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR)
+  newest = max(int(name) for name in os.listdir(pushed_models) if name.isdigit())
+  assert printed["model_version"] == newest and printed["device"] == "cpu"
+  with open(os.path.join(pushed_models, str(newest), pusher_constants.MODEL_FILE), "rb") as f:
+    classifier = int8_runtime.Int8Classifier(f.read())
+  with open(image_path, "rb") as f:
+    expected = classifier.predict_pixels(preprocess.image_to_mnist(f.read())[None])[0]
+  assert printed["probabilities"] == [float(p) for p in expected]

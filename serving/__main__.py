@@ -1,0 +1,27 @@
+"""`python -m serving serve|predict`: the serving commands without the pipeline's `mnist-tfx`.
+
+The serving image runs this: `mnist-tfx` is a console script of the whole project, whose install
+requires TensorFlow and TFX; these two commands need neither.
+"""
+
+import argparse
+import sys
+from typing import List, Optional
+
+from serving import cli
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="python -m serving",
+      description="Serve the pushed MNIST model or classify image files with it (no TensorFlow).")
+  commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+  cli.add_parser(commands)
+  args = parser.parse_args(argv)
+  from absl import logging
+  logging.set_verbosity(logging.INFO)
+  return args.func(args)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,132 @@
+"""`mnist-tfx serve` and `mnist-tfx predict`: the pushed model over HTTP and on image files.
+
+Nothing here imports TensorFlow (serving needs numpy, LiteRT, FastAPI and Pillow only); the heavy
+imports happen inside the commands so that `--help` answers at once. `python -m serving` runs the
+same two commands without the pipeline's command (the serving image has no TensorFlow).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from components.pusher import constants as pusher_constants
+from mnist_tfx import options
+from pipeline import configs
+
+# Where `mnist-tfx run` pushes by default: PIPELINE_ROOT/pushed_models under the default root.
+DEFAULT_PUSH_DESTINATION = os.path.join(options.DEFAULT_PIPELINE_ROOT, configs.PUSHED_MODELS_DIR)
+DEFAULT_PORT = 8501  # TensorFlow Serving's REST port.
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument(
+      "--push-destination", default=DEFAULT_PUSH_DESTINATION,
+      help="The pusher's destination holding the versions DEST/<N>/ (a local directory; a URI "
+      "such as gs://... needs the full install with TensorFlow) (default: ./%(default)s, where "
+      "`mnist-tfx run` pushes).")
+  parser.add_argument(
+      "--model-version", type=int, metavar="N",
+      help="Serve version N only (default: the newest version that verifies and loads).")
+
+
+def add_parser(commands) -> None:
+  """Registers `serve` and `predict` on the `mnist-tfx` (or `python -m serving`) subparsers."""
+  serve = commands.add_parser(
+      "serve", help="Serve the pushed model: TF Serving's REST API and a page to draw digits.",
+      description="Serves the newest pushed version that matches its manifest's sha256 (on the "
+      "Edge TPU when model_edgetpu.tflite and libedgetpu.so.1 are there, else on the CPU) and "
+      "switches to newer versions as they are pushed. Endpoints: GET /v1/models/mnist, "
+      "/v1/models/mnist/metadata; POST /v1/models/mnist:predict, "
+      f"/v1/models/mnist:classify_image; /metrics, /healthz, /readyz; the page at /; "
+      f"{pusher_constants.MODEL_FILE} runs with LiteRT, without TensorFlow.")
+  _add_model_options(serve)
+  serve.add_argument("--host", default="127.0.0.1",
+                     help="Address to listen on (default: %(default)s, this machine only; "
+                     "0.0.0.0 for every interface).")
+  serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                     help="Port (default: %(default)s, TF Serving's REST port).")
+  serve.add_argument("--poll-seconds", type=float, default=2.0,
+                     help="How often to look for a newer version (default: %(default)s).")
+  serve.set_defaults(func=serve_command)
+
+  predict = commands.add_parser(
+      "predict", help="Classify PNG/JPEG images of digits with the pushed model.",
+      description="Prints each file's class and probability. Images of any size: the digit is "
+      "inverted when dark on light, cropped, scaled into 20x20 and centred in 28x28 as MNIST's "
+      "digits were. Exit code 2 when a file cannot be read as an image.")
+  predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files.")
+  _add_model_options(predict)
+  predict.add_argument("--json", action="store_true",
+                       help="One JSON object per file, with all ten probabilities.")
+  predict.set_defaults(func=predict_command)
+
+
+def _load_store(args: argparse.Namespace, poll_seconds: float = 2.0):
+  from serving import model_store
+  store = model_store.ModelStore(args.push_destination, pinned_version=args.model_version,
+                                 poll_seconds=poll_seconds)
+  store.refresh()
+  return store
+
+
+def _describe(store) -> str:
+  from serving import model_store
+  loaded = store.current
+  skipped = "".join(f"\n  skipped: {reason}" for reason in store.failures.values())
+  if loaded is None:
+    which = (f"version {store.pinned_version}" if store.pinned_version is not None
+             else "no complete version")
+    return f"{which} to serve under {store.destination}{skipped}"
+  device = "Edge TPU" if loaded.device == model_store.EDGETPU else "CPU"
+  return f"version {loaded.version} on the {device} ({loaded.device_reason}){skipped}"
+
+
+def serve_command(args: argparse.Namespace) -> int:
+  import uvicorn
+
+  from serving import app as app_lib
+  store = _load_store(args, args.poll_seconds)
+  print(f"Model: {_describe(store)}", flush=True)
+  if store.current is None:
+    print("/readyz answers 503 until a version is pushed there.", flush=True)
+  store.start()
+  try:
+    config = uvicorn.Config(app_lib.create_app(store), host=args.host, port=args.port,
+                            log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    server.run()
+  finally:
+    store.stop()
+  return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+  from serving import preprocess
+  store = _load_store(args)
+  loaded = store.current
+  if loaded is None:
+    print(f"Cannot predict: {_describe(store)}", file=sys.stderr)
+    return 2
+  failed = 0
+  for path in args.images:
+    try:
+      with open(path, "rb") as f:
+        pixels = preprocess.image_to_mnist(f.read())
+    except (OSError, preprocess.ImageError) as e:
+      failed += 1
+      print(f"{path}: error: {e}", file=sys.stderr)
+      continue
+    probabilities = loaded.predict_pixels(pixels[None])[0]
+    top = int(probabilities.argmax())
+    if args.json:
+      print(json.dumps({"file": path, "class": top, "label": loaded.labels[top],
+                        "probability": float(probabilities[top]),
+                        "probabilities": [float(p) for p in probabilities],
+                        "model_version": loaded.version, "device": loaded.device}))
+    else:
+      print(f"{path}: {loaded.labels[top]} ({probabilities[top]:.1%})")
+  if not args.json:
+    print(f"(model version {loaded.version}, {loaded.device})", file=sys.stderr)
+  return 2 if failed else 0

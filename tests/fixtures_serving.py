@@ -1,0 +1,122 @@
+"""Serving fixtures: a REAL pushed version of the slice-trained model, and helpers to serve it.
+
+`pushed_version` runs the EdgeTpuPusher executor (no edgetpu_compiler on PATH, so it pushes the CPU
+int8 model, as on this machine) on the trained slice model with a blessing for its int8 bytes, and
+returns DEST/1. Tests that add versions copy it into a destination of their own
+(`copy_destination`). `start_server` runs `python -m serving serve` on loopback in a subprocess.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+import httpx
+import pytest
+
+from components.pusher import constants as pusher_constants
+from tests import mnist_slices
+
+REPO_ROOT = str(mnist_slices.REPO_ROOT)
+
+
+@dataclasses.dataclass(frozen=True)
+class PushedVersion:
+  destination: str  # DEST, holding only version 1
+  version_dir: str  # DEST/1
+  model_content: bytes  # DEST/1/model.tflite
+  manifest: dict
+
+
+@pytest.fixture(scope="session")
+def pushed_version(trained_model_dir, tmp_path_factory) -> PushedVersion:
+  """DEST/1 as the real EdgeTpuPusher publishes it for the slice-trained model."""
+  from tfx.utils import path_utils
+
+  from components import int8_tflite
+  from components.pusher import edgetpu_compiler
+  from components.pusher import executor_test  # Its run_pusher/make_blessing drive the executor.
+  work = tmp_path_factory.mktemp("pushed")
+  model_uri = str(work / "model")
+  shutil.copytree(trained_model_dir, path_utils.serving_model_dir(model_uri))
+  int8_model = int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri))
+  blessing = executor_test.make_blessing(str(work / "blessing"), True,
+                                         hashlib.sha256(int8_model).hexdigest(),
+                                         "blessed for the serving tests")
+  destination = str(work / "pushed_models")
+  with pytest.MonkeyPatch.context() as patch:  # No compiler: the CPU model is pushed.
+    patch.setenv("PATH", os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep)
+        if d and not os.path.exists(os.path.join(d, edgetpu_compiler.COMPILER_NAME))))
+    executor_test.run_pusher(work, model_uri, blessing, destination)
+  version_dir = os.path.join(destination, "1")
+  with open(os.path.join(version_dir, pusher_constants.MODEL_FILE), "rb") as f:
+    model_content = f.read()
+  with open(os.path.join(version_dir, pusher_constants.MANIFEST_FILE)) as f:
+    manifest = json.load(f)
+  return PushedVersion(destination, version_dir, model_content, manifest)
+
+
+def copy_destination(pushed: PushedVersion, destination: str) -> str:
+  """A destination of one's own holding a copy of version 1."""
+  shutil.copytree(pushed.version_dir, os.path.join(destination, "1"))
+  return destination
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@dataclasses.dataclass
+class Server:
+  process: subprocess.Popen
+  url: str
+  log_path: str
+
+  def log(self) -> str:
+    with open(self.log_path) as f:
+      return f.read()
+
+  def stop(self) -> None:
+    if self.process.poll() is None:
+      self.process.terminate()
+      try:
+        self.process.wait(timeout=10)
+      except subprocess.TimeoutExpired:
+        self.process.kill()
+        self.process.wait()
+
+
+def start_server(destination: str, log_path: str, extra_args: Optional[List[str]] = None,
+                 ready: bool = True, timeout: float = 60) -> Server:
+  """Starts `python -m serving serve` on a free loopback port; waits for /healthz (or /readyz)."""
+  port = free_port()
+  env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+  log = open(log_path, "w")
+  process = subprocess.Popen(
+      [sys.executable, "-m", "serving", "serve", "--push-destination", destination,
+       "--port", str(port), *(extra_args or [])],
+      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+  log.close()
+  server = Server(process, f"http://127.0.0.1:{port}", log_path)
+  deadline = time.monotonic() + timeout
+  probe = "/readyz" if ready else "/healthz"
+  while time.monotonic() < deadline:
+    if process.poll() is not None:
+      raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log()}")
+    try:
+      if httpx.get(server.url + probe, timeout=2).status_code == 200:
+        return server
+    except httpx.TransportError:
+      pass
+    time.sleep(0.2)
+  server.stop()
+  raise RuntimeError(f"the server did not answer {probe} in {timeout} s:\n{server.log()}")
