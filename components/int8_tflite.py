@@ -2,10 +2,19 @@
 
 The evaluator blesses the sha256 of these bytes (`model_sha256`) and the pusher refuses to ship
 different bytes, so both must call these functions (conversion is deterministic for one SavedModel).
+
+Two modes, one converter setup and the same int8 input and output:
+  * quantization-aware (the pipeline's): the ranges come from the model's FakeQuant ops;
+  * post-training full-integer quantization (`representative_images` given): a float model's
+    ranges are calibrated on those images, TensorFlow's "full integer quantization" recipe
+    (https://www.tensorflow.org/lite/performance/post_training_integer_quant), used by
+    `mnist-tfx compare` to put the common train-in-float route beside QAT.
 """
 
 import hashlib
+from typing import Iterator, List, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from components import contract
@@ -17,12 +26,20 @@ class Int8ConversionError(errors.PipelineInputError):
 
 
 def convert_to_int8_tflite(saved_model_dir: str,
-                           signature_key: str = contract.SINGLE_IMAGE_SIGNATURE) -> bytes:
-  """Converts the fake-quant SavedModel's batch-1 signature to full-int8 TFLite bytes.
+                           signature_key: str = contract.SINGLE_IMAGE_SIGNATURE,
+                           representative_images: Optional[np.ndarray] = None) -> bytes:
+  """Converts the SavedModel's batch-1 signature to full-int8 TFLite bytes.
 
-  The ranges come from the model's FakeQuant ops, so no representative dataset is needed; input and
-  output are int8 (the Edge TPU runs integer tensors only): input [1, 28, 28, 1] int8 (scale 1/255,
-  zero point -128 for this project's models), output [1, 10] int8 probabilities.
+  Without `representative_images` (the pipeline's mode) the model must be quantization-aware: the
+  ranges come from its FakeQuant ops. With them, the model is taken as a float model and quantized
+  after training: every tensor's range is calibrated by running these images, float32
+  [N, 28, 28, 1] in [0, 1] (the signature's input, one image per calibration step; a few hundred
+  training images are TensorFlow's suggestion), and only int8 builtin operators are allowed, so an
+  operator without an int8 kernel fails the conversion instead of staying float.
+
+  Either way input and output are int8 (the Edge TPU runs integer tensors only): input
+  [1, 28, 28, 1] int8 (scale 1/255, zero point -128 for this project's QAT models; calibrated for
+  post-training quantization), output [1, 10] int8 probabilities.
 
   Raises:
     Int8ConversionError: naming the model, whatever the converter raised.
@@ -33,11 +50,28 @@ def convert_to_int8_tflite(saved_model_dir: str,
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    if representative_images is not None:
+      converter.representative_dataset = _calibration_steps(representative_images)
+      converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
   except Exception as e:  # The converter raises many unrelated types; name the model either way.
     raise Int8ConversionError(
         f"SavedModel at {saved_model_dir} (signature {signature_key!r}) does not convert to "
         f"full-int8 TFLite: {e}") from e
+
+
+def _calibration_steps(images: np.ndarray):
+  """The converter's representative dataset: a callable yielding [one float32 image [1, ...]]."""
+  images = np.asarray(images, np.float32)
+  if images.ndim != 4 or not len(images):
+    raise ValueError(f"representative_images must be a non-empty [N, H, W, C] array, got shape "
+                     f"{images.shape}")
+
+  def steps() -> Iterator[List[np.ndarray]]:
+    for image in images:
+      yield [image[np.newaxis]]
+
+  return steps
 
 
 def model_sha256(model_content: bytes) -> str:
