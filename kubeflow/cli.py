@@ -20,8 +20,9 @@ def add_parser(commands) -> None:
   kfp.add_argument("--data-dir", required=True,
                    help="MNIST-format IDX files the cluster can read, e.g. gs://bucket/mnist.")
   kfp.add_argument("--output-dir", default=".", help="Where pipeline.json goes (default: .).")
-  kfp.add_argument("--pipeline-name", default=configs.PIPELINE_NAME,
-                   help="The pipeline's name (default: %(default)s).")
+  kfp.add_argument("--pipeline-name", default=configs.PIPELINE_NAME, type=options.pipeline_name,
+                   help=f"The pipeline's name, following {configs.PIPELINE_NAME_RULE} "
+                   "(default: %(default)s).")
   options.add_beam_args(kfp, "Default: Beam's own (DirectRunner inside each component's pod).")
   options.add_pipeline_options(kfp)
   kfp.set_defaults(func=compile_command)
