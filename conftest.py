@@ -7,12 +7,12 @@ trains a model.
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model"]
+pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model", "tests.data_validation"]
 
 # Fixtures that run MnistExampleGen's Beam pipeline or train a model (seconds each).
 _HEAVY_FIXTURES = frozenset({
     "examples_artifact", "examples_dir", "trained_model", "trained_model_dir",
-    "untrained_model_dir",
+    "untrained_model_dir", "validated_slices",
 })
 
 
