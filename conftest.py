@@ -7,12 +7,13 @@ trains a model.
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model", "tests.fixtures_serving"]
+pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model", "tests.fixtures_serving",
+                  "tests.data_validation"]
 
 # Fixtures that run MnistExampleGen's Beam pipeline or train a model (seconds each).
 _HEAVY_FIXTURES = frozenset({
     "examples_artifact", "examples_dir", "trained_model", "trained_model_dir",
-    "untrained_model_dir", "pushed_version",
+    "untrained_model_dir", "pushed_version", "validated_slices",
 })
 
 

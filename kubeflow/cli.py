@@ -32,9 +32,10 @@ def _add_compile_options(parser: argparse.ArgumentParser) -> None:
                       help="Accept absolute local paths for --pipeline-root, --data-dir and "
                       "--push-destination: they are mounted at the same place in every pod (a "
                       "shared volume). Without it, only URIs (gs://, s3://, ...) are accepted.")
-  parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME,
-                      help="The pipeline's name; runs of one name share ML Metadata's history of "
-                      "blessed models (default: %(default)s).")
+  parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME, type=options.pipeline_name,
+                      help=f"The pipeline's name, following {configs.PIPELINE_NAME_RULE}; runs of "
+                      "one name share ML Metadata's history of blessed models "
+                      "(default: %(default)s).")
   options.add_beam_args(parser, "Default: Beam's DirectRunner inside each component's pod; "
                         "e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P "
                         "--beam-arg=--region=R --beam-arg=--temp_location=gs://bucket/tmp, or "

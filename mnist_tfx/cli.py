@@ -7,7 +7,9 @@ local run and a Kubeflow compilation take the same settings.
 import argparse
 import os
 import pathlib
+import signal
 import sys
+import tempfile
 import time
 from typing import List, Optional
 import warnings
@@ -34,7 +36,9 @@ def _add_run_parser(commands) -> None:
   run = commands.add_parser(
       "run", help="Run the pipeline locally (LocalDagRunner on Apache Beam).",
       description="Run the whole pipeline with TFX's LocalDagRunner and print a summary. "
-      "Components whose inputs and parameters did not change are served from the cache.")
+      "Components whose inputs and parameters did not change are served from the cache; the "
+      "Trainer's cache also follows the training code (every file of trainer_module/ and the "
+      "project modules it imports), so edited training code is retrained.")
   data = run.add_mutually_exclusive_group()
   data.add_argument(
       "--data-dir", default=BUNDLED_DATA_DIR,
@@ -120,15 +124,18 @@ def tensorboard_command(args: argparse.Namespace) -> int:
   pipeline_root = options.absolute_local_path(args.pipeline_root)
   logdirs = tensorboard.find_logdirs(local_runner.metadata_config(pipeline_root),
                                      args.pipeline_name)
-  url = tensorboard.start(logdirs, args.host, args.port)
-  for name, path in logdirs.items():
-    print(f"{name}: {path}")
-  print(f"TensorBoard at {url} (Ctrl-C to stop)", flush=True)
-  try:
-    while True:
-      time.sleep(3600)
-  except KeyboardInterrupt:
-    return 0
+  # A SIGTERM stops the server like Ctrl-C does, so the links' directory is removed either way.
+  signal.signal(signal.SIGTERM, signal.default_int_handler)
+  with tempfile.TemporaryDirectory(prefix="mnist-tfx-tensorboard-") as serve_dir:
+    url = tensorboard.start(logdirs, args.host, args.port, serve_dir)
+    for name, path in logdirs.items():
+      print(f"{name}: {path}")
+    print(f"TensorBoard at {url} (Ctrl-C to stop)", flush=True)
+    try:
+      while True:
+        time.sleep(3600)
+    except KeyboardInterrupt:
+      return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

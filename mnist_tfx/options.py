@@ -30,6 +30,14 @@ def key_value(text: str) -> Tuple[str, Any]:
     return key, value
 
 
+def pipeline_name(text: str) -> str:
+  """An argparse type: a pipeline name that follows configs.PIPELINE_NAME_RULE."""
+  try:
+    return configs.check_pipeline_name(text)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def add_pipeline_root(parser: argparse.ArgumentParser) -> None:
   """--pipeline-root and --pipeline-name, as `run`, `tensorboard` and the report read them."""
   parser.add_argument(
@@ -37,8 +45,10 @@ def add_pipeline_root(parser: argparse.ArgumentParser) -> None:
       help="Where the run keeps everything: each component's artifacts, the ML Metadata SQLite "
       "database PIPELINE_ROOT/metadata.sqlite and, unless --push-destination says otherwise, the "
       f"pushed models PIPELINE_ROOT/{configs.PUSHED_MODELS_DIR} (default: ./%(default)s).")
-  parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME,
-                      help="The pipeline's name in ML Metadata (default: %(default)s).")
+  parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME, type=pipeline_name,
+                      help="The pipeline's name in ML Metadata, following "
+                      f"{configs.PIPELINE_NAME_RULE} as Kubeflow requires "
+                      "(default: %(default)s).")
 
 
 def add_beam_args(parser: argparse.ArgumentParser, default_help: str) -> None:
@@ -51,7 +61,8 @@ def add_beam_args(parser: argparse.ArgumentParser, default_help: str) -> None:
 def _hparams_help() -> str:
   defaults = hparams_lib.HParams()
   return ", ".join(f"{field.name}={getattr(defaults, field.name)!r}"
-                   for field in dataclasses.fields(hparams_lib.HParams))
+                   for field in dataclasses.fields(hparams_lib.HParams)
+                   if field.name != hparams_lib.CODE_FINGERPRINT_KEY)
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:

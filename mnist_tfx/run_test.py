@@ -1,6 +1,7 @@
 """The pipeline on a real MNIST slice under LocalDagRunner, driven through `mnist-tfx run`."""
 
 import contextlib
+import glob
 import hashlib
 import io
 import json
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 
 from ml_metadata import metadata_store
@@ -23,10 +25,12 @@ from components.evaluator import constants as evaluator_constants
 from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import idx
 from components.pusher import constants as pusher_constants
+from components.pusher import versioned_push
 from mnist_tfx import cli
 from mnist_tfx import local_runner
 from mnist_tfx import mlmd_queries
 from pipeline import configs
+from tests import data_validation
 from tests import mnist_slices
 
 pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
@@ -55,7 +59,8 @@ def node_executions(pipeline_root: str, node_id: str):
 
 @pytest.fixture(scope="module")
 def first_run(mnist_slice_dir, tmp_path_factory):
-  pipeline_root = str(tmp_path_factory.mktemp("pipeline"))
+  # A comma, a space and a non-ASCII letter: any legal path must work, TensorBoard included.
+  pipeline_root = os.path.join(str(tmp_path_factory.mktemp("pipeline")), "runs, caf\u00e9 v1")
   return pipeline_root, run_cli(pipeline_root, mnist_slice_dir)
 
 
@@ -151,37 +156,85 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
   assert not os.path.exists(os.path.join(pipeline_root, "Trainer"))
 
 
-def test_second_run_reuses_the_cache_and_compares_with_the_blessed_model(first_run,
-                                                                          mnist_slice_dir):
+def pushed_versions(pipeline_root: str):
+  return versioned_push.list_versions(os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR))
+
+
+def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_version(
+    first_run, mnist_slice_dir, tmp_path):
   pipeline_root, _ = first_run
-  first = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
-                                          configs.PIPELINE_NAME)
-  run_cli(pipeline_root, mnist_slice_dir)
+  config = local_runner.metadata_config(pipeline_root)
+  first = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
+  assert pushed_versions(pipeline_root) == [1]
+
+  # Run 2, nothing changed: served from the cache up to the Trainer; the resolver's "latest
+  # blessed model" is the candidate itself, so no comparison, and no duplicate version.
+  printed = run_cli(pipeline_root, mnist_slice_dir)
   for node_id in ("MnistExampleGen", "StatisticsGen", "ExampleValidator", "Trainer"):
     states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
     assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
-  second = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
-                                           configs.PIPELINE_NAME)
-  # The resolver found run 1's blessed model; the evaluator judged the candidate against it.
+  second = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
+  assert second["Model"].id == first["Model"].id
   metrics = read_metrics(second["ModelEvaluation"])
-  assert metrics["baseline"]["model"]["uri"] == first["Model"].uri
-  assert "baseline" in metrics["reason"]
-  assert second["PushedModel"].get_string_custom_property(
-      pusher_constants.PUSHED_DESTINATION_KEY) == os.path.join(pipeline_root, "pushed_models", "2")
+  assert metrics["baseline"] is None
+  assert metrics["baseline_skipped"] == (
+      f"baseline skipped: it is the candidate itself (model id {first['Model'].id})")
+  assert metrics["baseline_skipped"] in metrics["reason"]
+  pushed = second["PushedModel"]
+  assert pushed.get_int_custom_property(pusher_constants.PUSHED_KEY) == 1
+  assert pushed.get_string_custom_property(pusher_constants.PUSHED_VERSION_KEY) == "1"
+  assert pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) == 0
+  assert pushed_versions(pipeline_root) == [1]
+  assert "nothing new pushed: identical to version 1" in printed
+
+  # Run 3, the data changed: a new model, judged against run 1's blessed model, is version 2.
+  changed_data = mnist_slices.write_slice(str(tmp_path / "changed"), 1900, 500)
+  printed = run_cli(pipeline_root, changed_data, "--baseline-tolerance", "1")
+  third = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
+  assert third["Model"].id != first["Model"].id
+  metrics = read_metrics(third["ModelEvaluation"])
+  assert metrics["baseline"]["model"]["id"] == first["Model"].id
+  assert metrics["baseline_skipped"] is None
+  assert "baseline int8 accuracy" in metrics["reason"]
+  pushed = third["PushedModel"]
+  assert pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) == 1
+  assert pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY) == (
+      os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR, "2"))
+  assert pushed_versions(pipeline_root) == [1, 2]
+  assert "nothing new pushed" not in printed
+
+
+def test_inverted_eval_pixels_stop_the_run_before_training(tmp_path):
+  """Train normal, every eval pixel inverted: the image skew check names `image`, nothing trains."""
+  data_dir = data_validation.write_shifted_slice(str(tmp_path / "data"),
+                                                 data_validation.SHIFTS["inverted"])
+  pipeline_root = str(tmp_path / "pipeline")
+
+  with pytest.raises(anomalies_gate_executor.DataAnomaliesError,
+                     match=r"(?s)refusing to train.*split eval, feature image: High approximate "
+                     "Jensen-Shannon divergence"):
+    run_cli(pipeline_root, data_dir)
+
+  gate = node_executions(pipeline_root, "AnomaliesGate")
+  assert [e.last_known_state for e in gate] == [metadata_store_pb2.Execution.FAILED]
+  assert not os.path.exists(os.path.join(pipeline_root, "Trainer"))
 
 
 def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
   pipeline_root, _ = first_run
   command = [os.path.join(os.path.dirname(sys.executable), "mnist-tfx"), "tensorboard",
              "--pipeline-root", pipeline_root, "--port", "0"]
+  links_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "mnist-tfx-tensorboard-*")))
   server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   try:
-    url = None
+    url, printed = None, []
     for line in server.stdout:  # Ends if the command dies, so the assert below then fails.
+      printed.append(line)
       if line.startswith("TensorBoard at "):
         url = line.split()[2]
         break
     assert url and url.startswith("http://127.0.0.1:")
+    assert f"training: {pipeline_root}" in "".join(printed)  # The root has a comma, space, é.
 
     def get(path: str):
       with urllib.request.urlopen(url + path, timeout=60) as response:
@@ -192,14 +245,18 @@ def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
     assert {"loss", "accuracy", "learning_rate"} <= set(scalar_tags)
     assert any(tag.startswith("quant_ranges/") for tag in scalar_tags)
     # The evaluation's scalars and confusion matrix sit beside the training run.
-    assert "int8/accuracy" in runs["evaluation/."]
-    assert "int8/confusion_matrix" in get("data/plugin/images/tags")["evaluation/."]
+    assert "int8/accuracy" in runs["evaluation"]
+    assert "int8/confusion_matrix" in get("data/plugin/images/tags")["evaluation"]
     graphs = get("data/plugin/graphs/info")
     assert any(run["tags"] and any(t["op_graph"] for t in run["tags"].values())
                for run in graphs.values())
   finally:
     server.terminate()
     server.wait(timeout=30)
+  assert server.returncode == 0
+  # The directory of links TensorBoard served is removed when the command stops.
+  assert set(glob.glob(os.path.join(tempfile.gettempdir(), "mnist-tfx-tensorboard-*"))) <= (
+      links_before)
 
 
 def test_predict_after_a_run_uses_the_runs_pushed_model_by_default(first_run, tmp_path):

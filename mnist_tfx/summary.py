@@ -53,8 +53,12 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
   pushed = artifacts.get("PushedModel")
   if pushed:
     if pushed.get_int_custom_property(pusher_constants.PUSHED_KEY):
-      lines.append("Pushed:              "
-                   f"{pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)}")
+      destination = pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)
+      if (pushed.has_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) and
+          not pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY)):
+        destination = (f"{pushed.get_string_custom_property(pusher_constants.REASON_KEY)} "
+                       f"({destination})")
+      lines.append(f"Pushed:              {destination}")
       lines.append("  Edge TPU: "
                    f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
     else:

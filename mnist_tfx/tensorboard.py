@@ -26,11 +26,24 @@ def find_logdirs(connection_config: metadata_store_pb2.ConnectionConfig,
   return logdirs
 
 
-def start(logdirs: Dict[str, str], host: str, port: int) -> str:
-  """Starts TensorBoard in a background thread of this process; returns its URL."""
+def link_logdirs(logdirs: Dict[str, str], serve_dir: str) -> None:
+  """Makes SERVE_DIR/<run name> a symbolic link to each log directory.
+
+  TensorBoard then serves one plain --logdir whatever the real paths contain: `--logdir_spec`
+  splits its value on commas (and on the first colon of each part), so a pipeline root such as
+  "runs, v2" would silently yield no runs.
+  """
+  for name, path in logdirs.items():
+    os.symlink(path, os.path.join(serve_dir, name), target_is_directory=True)
+
+
+def start(logdirs: Dict[str, str], host: str, port: int, serve_dir: str) -> str:
+  """Starts TensorBoard in a background thread of this process; returns its URL.
+
+  `serve_dir` is an empty local directory that must outlive the server (the caller removes it):
+  it receives the links of `link_logdirs`, and the runs are named after `logdirs`' keys.
+  """
+  link_logdirs(logdirs, serve_dir)
   server = program.TensorBoard()
-  server.configure(argv=[
-      "tensorboard", "--logdir_spec", ",".join(f"{name}:{path}" for name, path in logdirs.items()),
-      "--host", host, "--port", str(port)
-  ])
+  server.configure(argv=["tensorboard", "--logdir", serve_dir, "--host", host, "--port", str(port)])
   return server.launch()

@@ -19,7 +19,9 @@ from components.mnist_example_gen.component import MnistExampleGen
 from components.pusher import constants as pusher_constants
 from components.pusher.component import EdgeTpuPusher
 from components.statistics_gen.component import StatisticsGen
+from pipeline import code_fingerprint
 from pipeline import configs
+from trainer_module import hparams as hparams_lib
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
 
@@ -51,6 +53,7 @@ def create_pipeline(
     pipeline_root: where every artifact is written (any fileio path).
     data_dir: the MNIST-format IDX files (the four standard names, gzipped or raw).
     pipeline_name: the MLMD context; runs of one name share cache and blessed-model history.
+      It must follow configs.PIPELINE_NAME_RULE (Kubeflow's), else ValueError.
     metadata_connection_config: MLMD connection (None on Kubeflow, which brings its own).
     beam_pipeline_args: Beam options for every Beam-based component.
     allow_anomalies: train even when ExampleValidator reports anomalies (the gate only warns).
@@ -68,6 +71,7 @@ def create_pipeline(
     require_edgetpu: fail the push when no Edge TPU binary can be produced.
     require_full_edgetpu_mapping: fail the push when not every operation maps to the Edge TPU.
   """
+  configs.check_pipeline_name(pipeline_name)
   if trainer not in configs.TRAINER_RUN_FNS:
     raise ValueError(f"Unknown trainer {trainer!r}; expected one of "
                      f"{sorted(configs.TRAINER_RUN_FNS)}.")
@@ -83,6 +87,9 @@ def create_pipeline(
                                  allow_anomalies=allow_anomalies)
 
   custom_config = dict(train_config or {})
+  # The Trainer's cache key holds run_fn's import path, not the code behind it: this makes it
+  # follow the training code (and the hand-built trainer keys its checkpoints by it too).
+  custom_config[hparams_lib.CODE_FINGERPRINT_KEY] = code_fingerprint.fingerprint()
   if trainer == configs.HAND_BUILT_TRAINER:
     # A stable checkpoint root: a retried Trainer resumes from its last finished epoch (the trainer
     # keys the directory by data and hyperparameters). The Keras baseline always starts afresh.

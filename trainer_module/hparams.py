@@ -5,8 +5,12 @@ import hashlib
 import json
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
+from components import config_values
+
 MODELS = ("cnn", "mlp")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
+# The custom_config key (and HParams field) of the training code's fingerprint.
+CODE_FINGERPRINT_KEY = "code_fingerprint"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,10 @@ class HParams:
   # When set, checkpoints go to <checkpoint_dir>/<run_key> so a retried Trainer (new model_run_dir)
   # with the same data and hyperparameters resumes; empty means <model_run_dir>/checkpoints.
   checkpoint_dir: str = ""
+  # Not a hyperparameter: the pipeline's fingerprint of the training code
+  # (pipeline/code_fingerprint.py), so that the Trainer's cache and the checkpoint key follow the
+  # code. Training ignores it.
+  code_fingerprint: str = ""
 
   def __post_init__(self):
     if self.model not in MODELS:
@@ -49,7 +57,8 @@ class HParams:
     """Builds HParams from a custom_config dict, rejecting keys it does not know.
 
     Values are coerced to the field's type because custom_config travels as JSON (lists, ints for
-    floats) through Kubeflow.
+    floats) through Kubeflow; booleans given as text go through config_values.parse_bool, so
+    "False" is False.
     """
     config = dict(config or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -63,6 +72,8 @@ class HParams:
       try:
         if isinstance(default, tuple):
           values[name] = tuple(int(v) for v in value)
+        elif isinstance(default, bool):
+          values[name] = config_values.parse_bool(name, value)
         else:
           values[name] = type(default)(value)
       except (TypeError, ValueError) as e:
@@ -71,7 +82,8 @@ class HParams:
     return cls(**values)
 
   def run_key(self, train_files: Sequence[str]) -> str:
-    """A stable key for (training data, hyperparameters) that names a resumable checkpoint dir."""
+    """A stable key for (training data, hyperparameters, training code) that names a resumable
+    checkpoint dir: a retried Trainer never resumes a checkpoint written by other code."""
     described = dataclasses.asdict(self)
     described.pop("checkpoint_dir")
     described.pop("summary_every_steps")

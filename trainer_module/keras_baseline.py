@@ -15,6 +15,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 from tfx.components.trainer import fn_args_utils
 
+from components import config_values
 from components import contract
 from components import features
 from trainer_module import data
@@ -33,7 +34,8 @@ KERAS_KEYS = frozenset({"model", "epochs", "batch_size", "learning_rate", "dropo
 def parse_config(config: Optional[Mapping[str, Any]]) -> Tuple[hparams_lib.HParams, bool]:
   """Returns (hparams with the seed's Keras defaults, quantize) from a custom_config."""
   config = dict(config or {})
-  quantize = bool(config.pop(QUANTIZE_KEY, False))
+  quantize = config_values.parse_bool(QUANTIZE_KEY, config.pop(QUANTIZE_KEY, False))
+  config.pop(hparams_lib.CODE_FINGERPRINT_KEY, None)  # Follows the code for the cache only.
   unsupported = sorted(set(config) - KERAS_KEYS)
   if unsupported:
     raise ValueError(f"The Keras baseline does not support {unsupported}; it takes "

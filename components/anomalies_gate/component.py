@@ -5,7 +5,7 @@ TFX's Trainer has no anomalies input, so the pipeline makes the Trainer depend o
 or pushed, on LocalDagRunner and on Kubeflow alike.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 from tfx import types
 from tfx.dsl.components.base import base_component
@@ -15,6 +15,7 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ComponentSpec
 from tfx.types.component_spec import ExecutionParameter
 
+from components import config_values
 from components.anomalies_gate import constants
 from components.anomalies_gate import executor
 
@@ -31,8 +32,10 @@ class AnomaliesGate(base_component.BaseComponent):
   SPEC_CLASS = AnomaliesGateSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-  def __init__(self, anomalies: types.BaseChannel, allow_anomalies: Optional[bool] = None):
-    """Args: anomalies: ExampleValidator's output. allow_anomalies: train despite anomalies."""
+  def __init__(self, anomalies: types.BaseChannel, allow_anomalies: Optional[Any] = None):
+    """Args: anomalies: ExampleValidator's output. allow_anomalies: train despite anomalies (a
+    bool, or text read by config_values.parse_bool; anything else raises ValueError)."""
     super().__init__(spec=AnomaliesGateSpec(
         anomalies=anomalies,
-        allow_anomalies=None if allow_anomalies is None else int(allow_anomalies)))
+        allow_anomalies=None if allow_anomalies is None else int(
+            config_values.parse_bool(constants.ALLOW_ANOMALIES_KEY, allow_anomalies))))

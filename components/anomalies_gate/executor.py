@@ -7,6 +7,7 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from components import config_values
 from components import errors
 from components.anomalies_gate import constants
 from components.example_validator import anomalies as anomalies_lib
@@ -27,7 +28,8 @@ class Executor(base_executor.BaseExecutor):
       logging.info("No data anomalies in %s; training may start.", anomalies.uri)
       return
     report = "\n  ".join(found)
-    if exec_properties.get(constants.ALLOW_ANOMALIES_KEY):
+    allow = exec_properties.get(constants.ALLOW_ANOMALIES_KEY)  # Kubeflow may pass text.
+    if allow not in (None, "") and config_values.parse_bool(constants.ALLOW_ANOMALIES_KEY, allow):
       logging.warning("Data anomalies allowed by %s=True; training anyway:\n  %s",
                       constants.ALLOW_ANOMALIES_KEY, report)
       return

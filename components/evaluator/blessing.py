@@ -34,9 +34,14 @@ class Thresholds:
         raise ValueError(f"{field.name} is a fraction and must be in [0, 1], got {value}")
 
 
+NO_BASELINE_NOTE = "no baseline (no blessed model yet)"
+
+
 def decide(int8_accuracy: float, quantization_drop: float,
-           baseline_int8_accuracy: Optional[float], thresholds: Thresholds) -> Tuple[bool, str]:
-  """Returns (blessed, reason); the reason states every check, its numbers and its outcome."""
+           baseline_int8_accuracy: Optional[float], thresholds: Thresholds,
+           no_baseline_note: str = NO_BASELINE_NOTE) -> Tuple[bool, str]:
+  """Returns (blessed, reason); the reason states every check, its numbers and its outcome, and
+  `no_baseline_note` when there is no baseline to compare with."""
   checks: List[Tuple[bool, str]] = []
   passed = int8_accuracy >= thresholds.min_int8_accuracy - _ROUNDING
   checks.append((passed, f"int8 accuracy {int8_accuracy:.4f} {'>=' if passed else '<'} "
@@ -53,5 +58,5 @@ def decide(int8_accuracy: float, quantization_drop: float,
   blessed = all(ok for ok, _ in checks)
   parts = [text if ok else f"FAILED {text}" for ok, text in checks]
   if baseline_int8_accuracy is None:
-    parts.append("no baseline (no blessed model yet)")
+    parts.append(no_baseline_note)
   return blessed, ("blessed: " if blessed else "not blessed: ") + ", ".join(parts)

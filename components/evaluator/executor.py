@@ -233,14 +233,31 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     file_pattern = _split_file_pattern(examples, split)
     saved_model_path = _checked_saved_model_path(model, CANDIDATE)
     models = {CANDIDATE: (model, saved_model_path, constants.CANDIDATE_TFLITE_FILE)}
+    # A re-run with unchanged inputs resolves the candidate itself as the last blessed model (same
+    # artifact, or a retrained model with the same int8 bytes): comparing it with itself would
+    # prove nothing, so the comparison is skipped and the reason says so.
+    baseline_skipped = None
+    if baseline_model is not None and baseline_model.id == model.id:
+      baseline_skipped = f"baseline skipped: it is the candidate itself (model id {model.id})"
+      baseline_model = None
     if baseline_model is not None:
       models[BASELINE] = (baseline_model, _checked_saved_model_path(baseline_model, BASELINE),
                           constants.BASELINE_TFLITE_FILE)
 
-    tflite_contents, tflite_paths = {}, {}
-    for name, (_, path, tflite_file) in models.items():
+    tflite_contents = {}
+    for name, (_, path, _) in models.items():
       logging.info("Converting the %s model %s to full-int8 TFLite.", name, path)
       tflite_contents[name] = int8_tflite.convert_to_int8_tflite(path)
+    if baseline_model is not None and (int8_tflite.model_sha256(tflite_contents[BASELINE]) ==
+                                       int8_tflite.model_sha256(tflite_contents[CANDIDATE])):
+      baseline_skipped = (f"baseline skipped: the last blessed model (id {baseline_model.id}) has "
+                          "the candidate's int8 bytes (same sha256)")
+      baseline_model = None
+      del models[BASELINE], tflite_contents[BASELINE]
+    if baseline_skipped:
+      logging.info("Int8Evaluator: %s", baseline_skipped)
+    tflite_paths = {}
+    for name, (_, _, tflite_file) in models.items():
       tflite_paths[name] = os.path.join(evaluation.uri, tflite_file)
       io_utils.write_bytes_file(tflite_paths[name], tflite_contents[name])
 
@@ -263,7 +280,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       }
     blessed, reason = blessing_lib.decide(
         int8_metrics["accuracy"], quantization_drop,
-        baseline_metrics["int8"]["accuracy"] if baseline_metrics else None, thresholds)
+        baseline_metrics["int8"]["accuracy"] if baseline_metrics else None, thresholds,
+        no_baseline_note=baseline_skipped or blessing_lib.NO_BASELINE_NOTE)
     logging.info("Int8Evaluator: %s", reason)
 
     metrics = {
@@ -276,6 +294,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         "int8_float_agreement": stats["int8_float_agreements"] / num_examples,
         "quantization_accuracy_drop": quantization_drop,
         "baseline": baseline_metrics,
+        "baseline_skipped": baseline_skipped,
         "thresholds": {
             constants.MIN_INT8_ACCURACY_KEY: thresholds.min_int8_accuracy,
             constants.MAX_QUANTIZATION_DROP_KEY: thresholds.max_quantization_drop,

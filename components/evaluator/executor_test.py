@@ -189,6 +189,32 @@ def test_untrained_model_is_not_blessed_and_reason_says_why(tmp_path, examples_d
   assert blessing.get_string_custom_property(constants.REASON_PROPERTY) == metrics["reason"]
 
 
+@pytest.mark.parametrize("same", ["mlmd_id", "int8_bytes"])
+def test_a_model_is_never_judged_against_itself(tmp_path, examples_dir, trained_model_uri, same):
+  """A re-run with unchanged inputs resolves the candidate as the last blessed model: the same
+  artifact (same MLMD id), or another artifact holding the same model (same int8 sha256)."""
+  input_dict, output_dict, exec_properties = executor_args(
+      tmp_path, examples_dir, trained_model_uri, baseline_uri=trained_model_uri, **SLICE_PARAMS)
+  if same == "mlmd_id":
+    input_dict[standard_component_specs.BASELINE_MODEL_KEY][0].id = 11  # The candidate's id.
+  execute(tmp_path, input_dict, output_dict, exec_properties)
+  [evaluation] = output_dict[standard_component_specs.EVALUATION_KEY]
+  [blessing] = output_dict[standard_component_specs.BLESSING_KEY]
+
+  metrics = read_metrics(evaluation)
+  expected = ("baseline skipped: it is the candidate itself (model id 11)" if same == "mlmd_id" else
+              "baseline skipped: the last blessed model (id 7) has the candidate's int8 bytes "
+              "(same sha256)")
+  assert metrics["baseline"] is None
+  assert metrics["baseline_skipped"] == expected
+  assert metrics["reason"].endswith(expected)
+  assert "baseline int8 accuracy" not in metrics["reason"]
+  assert metrics["blessed"] is True
+  assert constants.BASELINE_TFLITE_FILE not in os.listdir(evaluation.uri)
+  assert not blessing.has_custom_property("baseline_model_id")
+  assert blessing.get_string_custom_property(constants.REASON_PROPERTY) == metrics["reason"]
+
+
 def write_empty_split(tmp_path):
   """An Examples dir whose eval split is one valid, empty gzipped TFRecord file."""
   split_dir = tmp_path / "empty_examples" / f"Split-{contract.EVAL_SPLIT}"

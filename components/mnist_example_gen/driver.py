@@ -9,7 +9,6 @@ It never fails: missing or bad files are left for the executor to report.
 import os
 
 from tfx.dsl.components.base import base_driver
-from tfx.dsl.io import fileio
 from tfx.orchestration.portable import data_types
 from tfx.proto.orchestration import driver_output_pb2
 
@@ -18,12 +17,10 @@ from components.mnist_example_gen import idx
 
 
 def input_fingerprint(input_dir: str) -> str:
-  """`name:sha256` of every input file present (each IDX name, gzipped or raw, and SHA256SUMS)."""
-  names = [idx.CHECKSUMS_FILE] + [n + suffix for n in idx.STANDARD_FILES
-                                  for suffix in (idx.GZIP_SUFFIX, "")]
+  """`name:sha256` of every file the executor's validation reads (`idx.input_files`): both forms
+  of an IDX file when both are present (they must agree), SHA256SUMS and the files it lists."""
   return ",".join(f"{name}:{idx.sha256_hex(os.path.join(input_dir, name))}"
-                  for name in sorted(names)
-                  if fileio.exists(os.path.join(input_dir, name)))
+                  for name in idx.input_files(input_dir))
 
 
 class Driver(base_driver.BaseDriver):

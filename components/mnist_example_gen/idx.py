@@ -4,13 +4,13 @@ The format (http://yann.lecun.com/exdb/mnist/): a big-endian header of a magic n
 images, 2049 for labels) and one uint32 per dimension, then the uint8 values row-major.
 """
 
-import gzip
 import hashlib
 import os
 import struct
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 import zlib
 
+from absl import logging
 import numpy as np
 from tfx.dsl.io import fileio
 
@@ -45,18 +45,45 @@ class IdxFormatError(errors.PipelineInputError):
     self.problem = problem
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip(path: str, data: bytes) -> bytes:
+  """Decompresses every gzip member of `data`, as `gzip -d` does.
+
+  Bytes after the last complete member that do not start another member (e.g. a `\r\n` added by
+  a mail or FTP transfer) are ignored with a warning, like `gzip -t` ("trailing garbage ignored"):
+  the decompressed content is still checked against its IDX header (and SHA256SUMS when present).
+
+  Raises:
+    IdxFormatError: a member is corrupt, or the data ends inside a member (truncated).
+  """
+  members = []
+  rest = data
+  while rest[:2] == GZIP_MAGIC:
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip wrapper
+    try:
+      members.append(decompressor.decompress(rest))
+    except zlib.error as e:
+      raise IdxFormatError(path, f"corrupt gzip data ({e})") from e
+    if not decompressor.eof:
+      raise IdxFormatError(
+          path, f"truncated gzip data: the stream ends after {len(data)} bytes, before its end "
+          "marker; download the file again")
+    rest = decompressor.unused_data
+  if rest:
+    logging.warning("%s: %d bytes after the end of the gzip stream, ignored (as gzip does).",
+                    path, len(rest))
+  return b"".join(members)
+
+
 def read_bytes(path: str) -> bytes:
-  """Returns the decompressed content of a raw or gzipped IDX file."""
+  """Returns the decompressed content of a raw or gzipped IDX file (see `gunzip`)."""
   if not fileio.exists(path):
     raise IdxFormatError(path, "file not found")
   with fileio.open(path, "rb") as f:
     data = f.read()
-  if data[:2] == b"\x1f\x8b":
-    try:
-      return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as e:
-      raise IdxFormatError(path, f"corrupt or truncated gzip data ({e})") from e
-  return data
+  return gunzip(path, data) if data[:2] == GZIP_MAGIC else data
 
 
 def parse(path: str, data: bytes, magic: int, ndim: int) -> np.ndarray:
@@ -68,10 +95,16 @@ def parse(path: str, data: bytes, magic: int, ndim: int) -> np.ndarray:
   if found_magic != magic:
     raise IdxFormatError(path, f"wrong magic number {found_magic}, expected {magic}")
   expected = header_size + int(np.prod(dims))
-  if len(data) != expected:
+  record_size = int(np.prod(dims[1:]))
+  if len(data) > expected:
     raise IdxFormatError(
-        path, f"size {len(data)} bytes does not match header dimensions {dims} "
-        f"({expected} bytes expected); the file is truncated or corrupt")
+        path, f"{len(data) - expected} bytes beyond the {dims[0]} records the header declares "
+        f"(header dimensions {dims}: {expected} bytes expected, {len(data)} found)")
+  if len(data) < expected:
+    raise IdxFormatError(
+        path, f"the file is truncated: {expected - len(data)} bytes missing of the {dims[0]} "
+        f"records of {record_size} bytes the header declares (header dimensions {dims}: "
+        f"{expected} bytes expected, {len(data)} found)")
   return np.frombuffer(data, np.uint8, offset=header_size).reshape(dims)
 
 
@@ -162,13 +195,37 @@ def verify_checksums(input_dir: str, checksums: Dict[str, str]) -> None:
 
 
 def locate(input_dir: str, name: str) -> str:
-  """Returns the path of `name` in `input_dir`, gzipped (preferred) or raw."""
-  for candidate in (name + GZIP_SUFFIX, name):
-    path = os.path.join(input_dir, candidate)
-    if fileio.exists(path):
-      return path
-  raise IdxFormatError(
-      os.path.join(input_dir, name + GZIP_SUFFIX), f"file not found (nor uncompressed {name})")
+  """Returns the path of `name` in `input_dir`, gzipped (preferred) or raw.
+
+  When both forms are present (e.g. files extracted beside their downloads), they must hold the
+  same data; the gzipped path is returned.
+
+  Raises:
+    IdxFormatError: neither form exists, or both exist with different content (naming both).
+  """
+  gz_path = os.path.join(input_dir, name + GZIP_SUFFIX)
+  raw_path = os.path.join(input_dir, name)
+  present = [path for path in (gz_path, raw_path) if fileio.exists(path)]
+  if not present:
+    raise IdxFormatError(gz_path, f"file not found (nor uncompressed {name})")
+  if len(present) == 2 and read_bytes(gz_path) != read_bytes(raw_path):
+    raise IdxFormatError(
+        gz_path, f"holds different data than {raw_path} beside it; both forms of {name} are "
+        "present, so it is unclear which is current: remove the stale one")
+  return present[0]
+
+
+def input_files(input_dir: str) -> List[str]:
+  """Names of the files in `input_dir` that validation reads: both forms of each IDX name that are
+  present, SHA256SUMS and the files it lists. (The driver's cache fingerprint covers exactly these.)
+  """
+  names = {n + suffix for n in STANDARD_FILES for suffix in (GZIP_SUFFIX, "")}
+  names.add(CHECKSUMS_FILE)
+  try:
+    names.update(read_checksums(input_dir) or {})
+  except IdxFormatError:
+    pass  # Unreadable SHA256SUMS: validation reports it; its own bytes are still covered.
+  return sorted(name for name in names if fileio.exists(os.path.join(input_dir, name)))
 
 
 def split_paths(input_dir: str, split: str) -> Tuple[str, str]:

@@ -20,6 +20,16 @@ def path_of(directory: str, name: str) -> str:
   return os.path.join(directory, name + idx.GZIP_SUFFIX)
 
 
+def raw_copy(directory: str, name: str, keep_gz: bool = False) -> str:
+  """Writes `name`.gz's uncompressed form beside it (then removes the .gz unless `keep_gz`)."""
+  raw_path = os.path.join(directory, name)
+  with gzip.open(path_of(directory, name)) as f, open(raw_path, "wb") as out:
+    out.write(f.read())
+  if not keep_gz:
+    os.remove(path_of(directory, name))
+  return raw_path
+
+
 def test_valid_slice_gives_paths_and_counts(slice_dir):
   images, labels = idx.read_pair(path_of(slice_dir, idx.TRAIN_IMAGES),
                                  path_of(slice_dir, idx.TRAIN_LABELS))
@@ -54,6 +64,61 @@ def test_uncompressed_files_are_read_like_gzipped_ones(slice_dir):
     assert (raw_images == images).all() and (raw_labels == labels).all()
 
 
+def test_both_forms_with_the_same_data_are_accepted(slice_dir):
+  """Files extracted beside their own downloads: same data, so the gzipped ones are used."""
+  expected = idx.validate_input_dir(slice_dir)
+  for name in idx.STANDARD_FILES:
+    with gzip.open(path_of(slice_dir, name)) as f, open(os.path.join(slice_dir, name), "wb") as out:
+      out.write(f.read())
+
+  assert idx.validate_input_dir(slice_dir) == expected
+
+
+def test_both_forms_with_different_data_name_both_files_and_change_nothing(slice_dir):
+  mnist_slices.write_slice(str(slice_dir) + "_other", 50, 20)  # Another dataset, extracted here.
+  for name in idx.STANDARD_FILES:
+    with gzip.open(path_of(slice_dir + "_other", name)) as f, \
+        open(os.path.join(slice_dir, name), "wb") as out:
+      out.write(f.read())
+  before = {name: os.path.getmtime(os.path.join(slice_dir, name)) for name in os.listdir(slice_dir)}
+
+  with pytest.raises(idx.IdxFormatError) as raised:
+    idx.validate_input_dir(slice_dir)
+
+  message = str(raised.value)
+  assert path_of(slice_dir, idx.TRAIN_IMAGES) in message
+  assert os.path.join(slice_dir, idx.TRAIN_IMAGES) + " beside it" in message
+  assert "remove the stale one" in message
+  assert {name: os.path.getmtime(os.path.join(slice_dir, name))
+          for name in os.listdir(slice_dir)} == before
+
+
+def test_trailing_bytes_after_a_complete_gzip_stream_are_ignored_with_a_warning(slice_dir,
+                                                                               caplog):
+  """What some mail/FTP transfers do; `gzip -t`: "decompression OK, trailing garbage ignored"."""
+  expected = idx.validate_input_dir(slice_dir)
+  path = path_of(slice_dir, idx.EVAL_IMAGES)
+  images = idx.read_images(path)
+  with open(path, "ab") as f:
+    f.write(b"\r\n")
+
+  with caplog.at_level("WARNING"):
+    assert idx.validate_input_dir(slice_dir) == expected
+
+  assert (idx.read_images(path) == images).all()
+  assert f"{path}: 2 bytes after the end of the gzip stream, ignored" in caplog.text
+
+
+def test_concatenated_gzip_members_are_one_file(slice_dir):
+  """`cat a.gz b.gz` is a valid gzip file holding a+b (RFC 1952 members), as gzip -d reads it."""
+  path = path_of(slice_dir, idx.TRAIN_LABELS)
+  data = idx.read_bytes(path)
+  with open(path, "wb") as f:
+    f.write(gzip.compress(data[:100]) + gzip.compress(data[100:]))
+
+  assert idx.read_bytes(path) == data
+
+
 def test_bundled_full_mnist_passes_its_sha256sums():
   assert idx.read_checksums(str(mnist_slices.FULL_MNIST_DIR)) is not None
   sources = idx.validate_input_dir(str(mnist_slices.FULL_MNIST_DIR))
@@ -73,7 +138,7 @@ def truncate_gzip(directory):
     data = f.read()
   with open(path, "wb") as f:
     f.write(data[:len(data) // 2])
-  return idx.TRAIN_IMAGES, "corrupt or truncated gzip"
+  return idx.TRAIN_IMAGES, "truncated gzip data: the stream ends after"
 
 
 def truncate_payload(directory):
@@ -82,6 +147,60 @@ def truncate_payload(directory):
   with open(path, "wb") as f:
     f.write(gzip.compress(data[:-1]))
   return idx.EVAL_IMAGES, "the file is truncated"
+
+
+def truncate_raw_payload(directory):
+  path = raw_copy(directory, idx.EVAL_LABELS)
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "wb") as f:
+    f.write(data[:-3])
+  return idx.EVAL_LABELS, "the file is truncated: 3 bytes missing of the"
+
+
+def append_to_raw_payload(directory):
+  """A raw IDX file with 16 extra bytes: the header says how many records there are."""
+  path = raw_copy(directory, idx.TRAIN_IMAGES)
+  count = len(idx.read_images(path))
+  with open(path, "ab") as f:
+    f.write(bytes(16))
+  return idx.TRAIN_IMAGES, f"16 bytes beyond the {count} records the header declares"
+
+
+def append_inside_gzip(directory):
+  """The same 16 extra bytes inside the gzip stream: the same diagnosis for the .gz file."""
+  path = path_of(directory, idx.TRAIN_LABELS)
+  data = idx.read_bytes(path)
+  with open(path, "wb") as f:
+    f.write(gzip.compress(data + b"\n" * 16))
+  return idx.TRAIN_LABELS, f"16 bytes beyond the {len(data) - 8} records the header declares"
+
+
+def append_truncated_gzip_member(directory):
+  """A complete member followed by the start of a second one: truncated, not trailing garbage."""
+  path = path_of(directory, idx.TRAIN_LABELS)
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "ab") as f:
+    f.write(data[:20])
+  return idx.TRAIN_LABELS, "truncated gzip data"
+
+
+def corrupt_gzip_stream(directory):
+  path = path_of(directory, idx.EVAL_IMAGES)
+  with open(path, "rb") as f:
+    data = bytearray(f.read())
+  data[len(data) // 2] ^= 0xFF
+  with open(path, "wb") as f:
+    f.write(bytes(data))
+  return idx.EVAL_IMAGES, "corrupt gzip data"
+
+
+def extract_other_data_beside_gz(directory):
+  """Raw files of other data extracted beside the old downloads: which one is current?"""
+  path = raw_copy(directory, idx.TRAIN_IMAGES, keep_gz=True)
+  mnist_slices.flip_pixel(path)
+  return idx.TRAIN_IMAGES, f"holds different data than {path} beside it"
 
 
 def swap_magic(directory):
@@ -147,7 +266,9 @@ def garble_sha256sums(directory):
 
 
 @pytest.mark.parametrize("damage", [
-    remove_file, truncate_gzip, truncate_payload, swap_magic, drop_labels, crop_images,
+    remove_file, truncate_gzip, truncate_payload, truncate_raw_payload, append_to_raw_payload,
+    append_inside_gzip, append_truncated_gzip_member, corrupt_gzip_stream,
+    extract_other_data_beside_gz, swap_magic, drop_labels, crop_images,
     relabel_out_of_range, empty_split, alter_after_checksum, remove_listed_file,
     leave_file_unlisted, garble_sha256sums,
 ], ids=lambda damage: damage.__name__)

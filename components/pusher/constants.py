@@ -33,3 +33,11 @@ REASON_KEY = "reason"
 EDGETPU_COMPILED_KEY = "edgetpu_compiled"
 EDGETPU_STATUS_KEY = "edgetpu_status"
 INT8_TFLITE_SHA256_KEY = "int8_tflite_sha256"
+# 1 when this push published a new version; 0 when the latest version already held the same files
+# (`pushed_version` / `pushed_destination` then name that version and `reason` says so).
+NEW_VERSION_PUBLISHED_KEY = "new_version_published"
+
+
+def identical_reason(version: int) -> str:
+  """The PushedModel `reason` when nothing new was published (the run summary prints it)."""
+  return f"nothing new pushed: identical to version {version}"

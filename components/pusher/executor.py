@@ -9,7 +9,9 @@ Steps, every check before anything is written to the destination:
      mapping); when it is not installed push the CPU int8 model and say so, or fail when
      `require_edgetpu`.
   5. Publish DEST/<version>/ atomically (versioned_push) with model.json, and copy the version into
-     the PushedModel artifact for lineage, like TFX's Pusher.
+     the PushedModel artifact for lineage, like TFX's Pusher. When the latest version already
+     holds the same files (a re-run with unchanged inputs), nothing is published: that version is
+     recorded as the push, with `new_version_published` = 0 and a reason saying so.
 A failed check raises, so the execution fails and publishes no PushedModel.
 
 The executor subclasses TFX's Pusher executor, as TFX's own cloud pushers and tfx-addons'
@@ -133,11 +135,23 @@ class Executor(tfx_pusher_executor.Executor):
           "edgetpu": edgetpu,
       }, indent=2).encode("utf-8")
 
-    version, version_dir = versioned_push.publish_version(destination, files,
-                                                          constants.MANIFEST_FILE, manifest)
-    logging.info("Pushed version %d to %s (%s).", version, version_dir, edgetpu["status"])
+    # A re-run with unchanged inputs blesses the same bytes again: record the version holding
+    # them as this push instead of publishing a duplicate. (The compiler log carries timings.)
+    identical = versioned_push.identical_latest_version(
+        destination, files, ignored_names=(constants.MANIFEST_FILE, constants.COMPILER_LOG_FILE))
+    if identical:
+      version, version_dir = identical
+      logging.info("Not publishing: version %d at %s already holds these files.", version,
+                   version_dir)
+      pushed_model.set_string_custom_property(constants.REASON_KEY,
+                                              constants.identical_reason(version))
+    else:
+      version, version_dir = versioned_push.publish_version(destination, files,
+                                                            constants.MANIFEST_FILE, manifest)
+      logging.info("Pushed version %d to %s (%s).", version, version_dir, edgetpu["status"])
     io_utils.copy_dir(version_dir, pushed_model.uri)  # Archive with the artifact, like TFX.
     self._MarkPushed(pushed_model, pushed_destination=version_dir, pushed_version=str(version))
+    pushed_model.set_int_custom_property(constants.NEW_VERSION_PUBLISHED_KEY, int(not identical))
     pushed_model.set_int_custom_property(constants.EDGETPU_COMPILED_KEY, int(edgetpu["compiled"]))
     pushed_model.set_string_custom_property(constants.EDGETPU_STATUS_KEY, edgetpu["status"])
     pushed_model.set_string_custom_property(constants.INT8_TFLITE_SHA256_KEY,

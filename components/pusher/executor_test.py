@@ -186,9 +186,19 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
                         constants.EDGETPU_COMPILED_KEY: 0,
                         constants.EDGETPU_STATUS_KEY: edgetpu_compiler.NOT_INSTALLED_MESSAGE}
   assert sorted(os.listdir(pushed_model.uri)) == sorted(os.listdir(version_dir))
-  # A second push is the next version.
-  run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
-  assert versioned_push.list_versions(destination) == [1, 2]
+  assert pushed_model.get_int_custom_property(constants.NEW_VERSION_PUBLISHED_KEY) == 1
+  # The same bytes blessed again (a re-run with unchanged inputs): no duplicate version; the
+  # push records version 1, which holds them, and says so.
+  again = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
+  assert versioned_push.list_versions(destination) == [1]
+  assert versioned_push.list_incomplete(destination) == []
+  assert again.get_int_custom_property(constants.PUSHED_KEY) == 1
+  assert again.get_string_custom_property(constants.PUSHED_VERSION_KEY) == "1"
+  assert again.get_string_custom_property(constants.PUSHED_DESTINATION_KEY) == version_dir
+  assert again.get_int_custom_property(constants.NEW_VERSION_PUBLISHED_KEY) == 0
+  assert again.get_string_custom_property(constants.REASON_KEY) == (
+      "nothing new pushed: identical to version 1")
+  assert read_manifest(version_dir) == manifest  # Version 1 untouched.
 
 
 def test_require_edgetpu_without_compiler_fails(tmp_path, model_uri, int8_model,
