@@ -41,20 +41,20 @@ def pushed_version(trained_model_dir, tmp_path_factory) -> PushedVersion:
 
   from components import int8_tflite
   from components.pusher import edgetpu_compiler
-  from components.pusher import executor_test  # Its run_pusher/make_blessing drive the executor.
+  from tests import pusher_runs
   work = tmp_path_factory.mktemp("pushed")
   model_uri = str(work / "model")
   shutil.copytree(trained_model_dir, path_utils.serving_model_dir(model_uri))
   int8_model = int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri))
-  blessing = executor_test.make_blessing(str(work / "blessing"), True,
-                                         hashlib.sha256(int8_model).hexdigest(),
-                                         "blessed for the serving tests")
+  blessing = pusher_runs.make_blessing(str(work / "blessing"), True,
+                                       hashlib.sha256(int8_model).hexdigest(),
+                                       "blessed for the serving tests")
   destination = str(work / "pushed_models")
   with pytest.MonkeyPatch.context() as patch:  # No compiler: the CPU model is pushed.
     patch.setenv("PATH", os.pathsep.join(
         d for d in os.environ["PATH"].split(os.pathsep)
         if d and not os.path.exists(os.path.join(d, edgetpu_compiler.COMPILER_NAME))))
-    executor_test.run_pusher(work, model_uri, blessing, destination)
+    pusher_runs.run_pusher(work, model_uri, blessing, destination)
   version_dir = os.path.join(destination, "1")
   with open(os.path.join(version_dir, pusher_constants.MODEL_FILE), "rb") as f:
     model_content = f.read()

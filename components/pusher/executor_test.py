@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 import pytest
-from tfx.components.evaluator import constants as tfx_evaluator_constants
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
@@ -34,6 +33,8 @@ from components.pusher.testdata import standins
 from tests import fixtures_data
 from tests import mnist_slices
 from tests import push_processes
+from tests.pusher_runs import make_blessing
+from tests.pusher_runs import run_pusher
 
 REPO_ROOT = str(mnist_slices.REPO_ROOT)
 
@@ -71,40 +72,6 @@ def standin_on_path(tmp_path, monkeypatch, no_compiler_on_path):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return path
   return install
-
-
-def make_blessing(uri: str, blessed: bool, sha256: str, reason: str):
-  """A ModelBlessing with the custom properties Int8Evaluator publishes."""
-  blessing = standard_artifacts.ModelBlessing()
-  blessing.uri = uri
-  os.makedirs(uri, exist_ok=True)
-  constants = tfx_evaluator_constants
-  blessing.set_int_custom_property(
-      constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-      constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
-  blessing.set_string_custom_property(evaluator_constants.TFLITE_SHA256_PROPERTY, sha256)
-  blessing.set_string_custom_property(evaluator_constants.REASON_PROPERTY, reason)
-  return blessing
-
-
-def run_pusher(tmp_path, model_uri, blessing, destination, evaluation=None, **params):
-  """Runs the executor as the orchestrator would; returns the PushedModel artifact."""
-  model = standard_artifacts.Model()
-  model.uri = model_uri
-  model.id = 11
-  input_dict = {standard_component_specs.MODEL_KEY: [model],
-                standard_component_specs.MODEL_BLESSING_KEY: [blessing]}
-  if evaluation is not None:
-    input_dict[standard_component_specs.EVALUATION_KEY] = [evaluation]
-  pushed_model = standard_artifacts.PushedModel()
-  pushed_model.uri = str(tmp_path / "pushed_model")
-  os.makedirs(pushed_model.uri, exist_ok=True)
-  exec_properties = {constants.PUSH_DESTINATION_KEY: destination, **params}
-  context = executor.Executor.Context(tmp_dir=str(tmp_path / "tmp"), unique_id="1")
-  executor.Executor(context).Do(input_dict,
-                                {standard_component_specs.PUSHED_MODEL_KEY: [pushed_model]},
-                                exec_properties)
-  return pushed_model
 
 
 def blessed(tmp_path, int8_model):
