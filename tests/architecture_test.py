@@ -54,7 +54,10 @@ def test_no_component_imports_another_components_executor():
 
 @pytest.mark.parametrize("package", ["components", "pipeline", "trainer_module"])
 def test_the_pipeline_never_depends_on_its_runners(package):
+  """(Tests may drive the command line, e.g. from --train-config text to the trainer.)"""
   for path in _sources(package):
+    if path.name.endswith("_test.py"):
+      continue
     for name in _imports(path):
       assert not name.startswith(("mnist_tfx", "kubeflow")), f"{path} imports {name}"
 
