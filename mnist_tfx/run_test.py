@@ -1,13 +1,14 @@
-"""The pipeline on a real MNIST slice under LocalDagRunner, driven through `mnist-tfx run`."""
+"""The pipeline on a real MNIST slice under LocalDagRunner, driven through `mnist-tfx run`.
 
-import contextlib
+Every run is a subprocess, as a user runs it: the tests also check what the console shows (a line
+per component, the summary, one line on failure, the exit code) and the log file.
+"""
+
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.request
 
 from ml_metadata import metadata_store
@@ -23,28 +24,14 @@ from components.evaluator import constants as evaluator_constants
 from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import idx
 from components.pusher import constants as pusher_constants
-from mnist_tfx import cli
+from mnist_tfx import console
 from mnist_tfx import local_runner
 from mnist_tfx import mlmd_queries
 from pipeline import configs
+from tests import cli_runs
 from tests import mnist_slices
 
 pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
-
-# The slice is tiny: one in-process Beam worker is faster than spawning one per core.
-BEAM_ARGS = ["--beam-arg=--direct_running_mode=in_memory"]
-# Two epochs on 2,000 images reach about 0.9; bless from 0.8 so the slice exercises the push.
-TRAIN_ARGS = ["--epochs", "2", "--min-int8-accuracy", "0.8"]
-
-
-def run_cli(pipeline_root: str, data_dir: str, *extra: str) -> str:
-  """Runs `mnist-tfx run` in this process; returns what it printed (the summary)."""
-  printed = io.StringIO()
-  with contextlib.redirect_stdout(printed):
-    cli.main(["run", "--data-dir", data_dir, "--pipeline-root", pipeline_root, *BEAM_ARGS,
-              *TRAIN_ARGS, *extra])
-  return printed.getvalue()
-
 
 def node_executions(pipeline_root: str, node_id: str):
   """The executions of one component, oldest first."""
@@ -53,14 +40,41 @@ def node_executions(pipeline_root: str, node_id: str):
   return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
 
 
-@pytest.fixture(scope="module")
-def first_run(mnist_slice_dir, tmp_path_factory):
-  pipeline_root = str(tmp_path_factory.mktemp("pipeline"))
-  return pipeline_root, run_cli(pipeline_root, mnist_slice_dir)
+def log_path_of(run: cli_runs.CliRun) -> str:
+  """The log file the console named (first on stderr, unless --quiet, and after the summary)."""
+  named = [line.split(":", 1)[1].strip() for line in run.lines if line.startswith("Log file:")]
+  assert named and len(set(named)) == 1, run.lines
+  return named[0]
 
 
-def test_run_registers_every_artifact_in_mlmd(first_run, mnist_slice_dir):
-  pipeline_root, printed = first_run
+def test_console_is_short_and_ends_with_the_summary_and_report(slice_run):
+  """A new user's first run: a line per component, then the summary; the rest is in the log."""
+  assert slice_run.returncode == 0
+  lines = slice_run.lines
+  assert len(lines) < 60, "\n".join(lines)
+  assert lines[-1] == f"Run report:          {slice_run.pipeline_root}/report.html"
+  log_path = log_path_of(slice_run)
+  assert f"Log file:            {log_path}" in lines
+  assert slice_run.stdout.startswith(f"== {configs.PIPELINE_NAME}: summary of the last run ==")
+  finished = [line for line in slice_run.stderr.splitlines() if " done in " in line]
+  assert [line.split()[1] for line in finished] == [
+      "ImportSchemaGen", "MnistExampleGen", "latest_blessed_model_resolver", "StatisticsGen",
+      "ExampleValidator", "AnomaliesGate", "Trainer", "Int8Evaluator", "EdgeTpuPusher"]
+  examples = [line for line in finished if "MnistExampleGen" in line][0]
+  assert examples.endswith("train 2000, eval 500 examples")
+  assert [line for line in finished if "ExampleValidator" in line][0].endswith("no anomalies")
+  assert "blessed" in [line for line in finished if "Int8Evaluator" in line][0]
+  # TFX's node dumps and TensorFlow's start-up messages are in the log file, not on the console.
+  output = slice_run.stdout + slice_run.stderr
+  for noise in ("Component Trainer is running", "oneDNN", "cuda", "WARNING", "Traceback"):
+    assert noise not in output
+  with open(log_path) as f:
+    log = f.read()
+  assert "Component Trainer is running." in log and "Component EdgeTpuPusher is finished." in log
+
+
+def test_run_registers_every_artifact_in_mlmd(slice_run, mnist_slice_dir):
+  pipeline_root, printed = slice_run.pipeline_root, slice_run.stdout
   artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
                                               configs.PIPELINE_NAME)
   images, _ = idx.read_pair(os.path.join(mnist_slice_dir, idx.TRAIN_IMAGES + ".gz"),
@@ -95,8 +109,8 @@ def read_metrics(evaluation) -> dict:
     return json.load(f)
 
 
-def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(first_run):
-  pipeline_root, printed = first_run
+def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(slice_run):
+  pipeline_root, printed = slice_run.pipeline_root, slice_run.stdout
   artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
                                               configs.PIPELINE_NAME)
   metrics = read_metrics(artifacts["ModelEvaluation"])
@@ -138,9 +152,19 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
     mnist_slices.write_idx(os.path.join(data_dir, names[1] + ".gz"), labels, idx.LABELS_MAGIC)
   pipeline_root = str(tmp_path / "pipeline")
 
-  with pytest.raises(anomalies_gate_executor.DataAnomaliesError,
-                     match=r"(?s)refusing to train.*split eval, feature label: High Linfty"):
-    run_cli(pipeline_root, data_dir)
+  run = cli_runs.run_cli(pipeline_root, data_dir)
+
+  assert run.returncode == console.EXIT_BAD_INPUT
+  error = run.stderr.splitlines()[-1]
+  assert error.startswith("AnomaliesGate failed: ExampleValidator found 1 data anomaly; refusing "
+                          "to train (set allow_anomalies=True to override): split eval, feature "
+                          "label: High Linfty"), error
+  assert error.endswith(f"(details: {log_path_of(run)})")
+  assert "Traceback" not in run.stdout + run.stderr
+  with open(log_path_of(run)) as f:
+    assert anomalies_gate_executor.DataAnomaliesError.__name__ in f.read()  # The traceback.
+  with open(os.path.join(pipeline_root, "report.html")) as f:
+    assert "Stopped before training: data validation found 1 anomaly." in f.read()
 
   gate = node_executions(pipeline_root, "AnomaliesGate")
   assert [e.last_known_state for e in gate] == [metadata_store_pb2.Execution.FAILED]
@@ -151,12 +175,14 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
   assert not os.path.exists(os.path.join(pipeline_root, "Trainer"))
 
 
-def test_second_run_reuses_the_cache_and_compares_with_the_blessed_model(first_run,
+def test_second_run_reuses_the_cache_and_compares_with_the_blessed_model(slice_run,
                                                                           mnist_slice_dir):
-  pipeline_root, _ = first_run
+  pipeline_root = slice_run.pipeline_root
   first = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
                                           configs.PIPELINE_NAME)
-  run_cli(pipeline_root, mnist_slice_dir)
+  second_run = cli_runs.run_cli(pipeline_root, mnist_slice_dir)
+  assert second_run.returncode == 0, second_run.stderr
+  assert "Trainer done in" in second_run.stderr and "(cached)" in second_run.stderr
   for node_id in ("MnistExampleGen", "StatisticsGen", "ExampleValidator", "Trainer"):
     states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
     assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
@@ -170,9 +196,9 @@ def test_second_run_reuses_the_cache_and_compares_with_the_blessed_model(first_r
       pusher_constants.PUSHED_DESTINATION_KEY) == os.path.join(pipeline_root, "pushed_models", "2")
 
 
-def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
-  pipeline_root, _ = first_run
-  command = [os.path.join(os.path.dirname(sys.executable), "mnist-tfx"), "tensorboard",
+def test_tensorboard_command_serves_training_scalars_and_graph(slice_run):
+  pipeline_root = slice_run.pipeline_root
+  command = [cli_runs.MNIST_TFX, "tensorboard",
              "--pipeline-root", pipeline_root, "--port", "0"]
   server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   try:
@@ -200,3 +226,71 @@ def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
   finally:
     server.terminate()
     server.wait(timeout=30)
+
+
+def test_bad_label_ends_with_one_line_naming_the_file_and_exit_code_2(tmp_path):
+  """One label out of range in the test labels: the run stops at MnistExampleGen, says why."""
+  data_dir = mnist_slices.write_slice(str(tmp_path / "data"), 200, 100)
+  labels_path = os.path.join(data_dir, idx.EVAL_LABELS + ".gz")
+  labels = idx.read_labels(labels_path).copy()
+  labels[92] = 11
+  mnist_slices.write_idx(labels_path, labels, idx.LABELS_MAGIC)
+  pipeline_root = str(tmp_path / "pipeline")
+
+  run = cli_runs.run_cli(pipeline_root, data_dir)
+
+  assert run.returncode == console.EXIT_BAD_INPUT
+  log_path = log_path_of(run)
+  assert run.stderr.splitlines()[-1] == (
+      f"MnistExampleGen failed: {labels_path}: label 11 at index 92 is out of range 0-9 "
+      f"(details: {log_path})")
+  assert "Traceback" not in run.stdout + run.stderr
+  with open(log_path) as f:
+    assert "Traceback" in f.read()
+  # Nothing was published or half-written: no Examples in MLMD, no split directory on disk.
+  artifacts = mlmd_queries.latest_artifacts(local_runner.metadata_config(pipeline_root),
+                                            configs.PIPELINE_NAME)
+  assert "Examples" not in artifacts
+  examples_dir = os.path.join(pipeline_root, "MnistExampleGen", "examples")
+  assert not os.path.exists(examples_dir) or not any(
+      files for _, _, files in os.walk(examples_dir))
+
+
+def test_internal_failure_exits_1_with_one_line_and_traceback_only_with_verbose(tmp_path,
+                                                                               mnist_slice_dir):
+  """A failure that is not bad input (here Beam rejects the runner) is exit code 1."""
+  quiet = cli_runs.run_cli(str(tmp_path / "quiet"), mnist_slice_dir,
+                           "--beam-arg=--runner=NoSuchRunner")
+  assert quiet.returncode == console.EXIT_INTERNAL_FAILURE
+  error = quiet.stderr.splitlines()[-1]
+  assert error.startswith("MnistExampleGen failed: internal error, ValueError: ")
+  assert "NoSuchRunner" in error and error.endswith(f"(details: {log_path_of(quiet)})")
+  assert "Traceback" not in quiet.stdout + quiet.stderr
+
+  verbose = cli_runs.run_cli(str(tmp_path / "verbose"), mnist_slice_dir,
+                             "--beam-arg=--runner=NoSuchRunner", "--verbose")
+  assert verbose.returncode == console.EXIT_INTERNAL_FAILURE
+  assert "Traceback" in verbose.stderr
+  assert "Component MnistExampleGen is running." in verbose.stderr  # The log, on the console.
+  assert verbose.stderr.splitlines()[-1].startswith("MnistExampleGen failed: internal error")
+
+
+def test_require_blessed_fails_with_the_evaluators_reason(slice_run, mnist_slice_dir):
+  """--require-blessed turns a refused blessing into exit code 2; --quiet prints the summary.
+
+  Runs last in this module: it adds a run (evaluator and pusher again) to the shared pipeline root.
+  """
+  run = cli_runs.run_cli(slice_run.pipeline_root, mnist_slice_dir, "--require-blessed", "--quiet",
+                         "--min-int8-accuracy", "0.999")
+  assert run.returncode == console.EXIT_BAD_INPUT
+  evaluation = mlmd_queries.last_run_artifacts(
+      local_runner.metadata_config(slice_run.pipeline_root),
+      configs.PIPELINE_NAME)["ModelEvaluation"]
+  reason = read_metrics(evaluation)["reason"]
+  assert reason.startswith("not blessed")
+  # --quiet: no per-component line, the summary, then the one line.
+  assert not any(" done in " in line for line in run.lines)
+  assert run.stderr.splitlines() == [
+      f"Int8Evaluator failed: the model was not blessed (--require-blessed): {reason} "
+      f"(details: {log_path_of(run)})"]
+  assert f"Verdict: {reason}" in run.stdout
