@@ -22,13 +22,13 @@ BUNDLED_DATA_DIR = str(pathlib.Path(__file__).resolve().parent.parent / "data" /
 DEFAULT_DOWNLOAD_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mnist-edgetpu-tfx")
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(tf_cpp_min_log_level: str) -> None:
   """Keeps TensorFlow's C++ start-up notices and the Google clients' deprecation warnings out.
 
   Set before TensorFlow is imported (TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, at import), and
-  through the environment so that Beam's worker processes inherit them.
+  through the environment so that Beam's worker processes inherit them. A value the user set wins.
   """
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", tf_cpp_min_log_level)
   os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
   warnings.filterwarnings("ignore", category=FutureWarning)
   warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -247,7 +247,8 @@ def report_command(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
   """Exit codes: 0 success, 2 bad input (components.errors.PipelineInputError), 1 otherwise."""
   args = build_parser().parse_args(argv)
-  _quiet_libraries()
+  # `run` keeps TensorFlow's C++ errors (in its log file); the other commands print only their own.
+  _quiet_libraries("2" if args.func is run_command else "3")
   from absl import logging as absl_logging
   if args.func is run_command:
     absl_logging.set_verbosity(absl_logging.INFO)  # All of it, into the run's log file.

@@ -1,20 +1,22 @@
 """The run report, opened as a person opens it: in a real headless Chromium (Debian's chromium)."""
 
+import contextlib
+import io
 import json
 import os
-import subprocess
 import urllib.parse
 
+from absl import logging as absl_logging
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome import service as chrome_service
 from selenium.webdriver.common.by import By
 
+from mnist_tfx import cli
 from mnist_tfx import local_runner
 from mnist_tfx import mlmd_queries
 from mnist_tfx import summary
 from pipeline import configs
-from tests import cli_runs
 
 pytestmark = pytest.mark.integration  # Runs the pipeline and a browser.
 
@@ -52,10 +54,14 @@ def test_report_opens_with_the_verdict_plots_and_no_external_request(slice_run, 
   assert f"Run report:          {report_path}" in slice_run.stdout
   # `mnist-tfx report` writes it again from ML Metadata, as `run` did.
   os.remove(report_path)
-  printed = subprocess.run([cli_runs.MNIST_TFX, "report", "--pipeline-root",
-                            slice_run.pipeline_root], capture_output=True, text=True, check=True,
-                           timeout=600).stdout
-  assert printed.splitlines()[-1] == report_path
+  printed = io.StringIO()
+  verbosity = absl_logging.get_verbosity()
+  try:
+    with contextlib.redirect_stdout(printed):
+      assert cli.main(["report", "--pipeline-root", slice_run.pipeline_root]) == 0
+  finally:
+    absl_logging.set_verbosity(verbosity)  # main() sets it for the whole process.
+  assert printed.getvalue().splitlines() == [report_path]
   artifacts = mlmd_queries.last_run_artifacts(
       local_runner.metadata_config(slice_run.pipeline_root), configs.PIPELINE_NAME)
   metrics = summary.read_evaluation(artifacts["ModelEvaluation"])
