@@ -198,7 +198,7 @@ def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO
                         if isinstance(component, evaluator_component.Int8Evaluator))
     _, outputs = mlmd_queries.node_run_outputs(metadata_config, args.pipeline_name, evaluator_id)
     blessing = outputs.get("ModelBlessing")
-    if blessing is None or not blessing.get_int_custom_property("blessed"):
+    if blessing is None or not summary.is_blessed(blessing):
       reason = (blessing.get_string_custom_property(evaluator_constants.REASON_PROPERTY)
                 if blessing else "no ModelBlessing was published")
       error = NotBlessedError(f"the model was not blessed (--require-blessed): {reason}")

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import types
+from tfx.components.evaluator import constants as tfx_evaluator_constants
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
@@ -39,6 +40,12 @@ def read_evaluation(evaluation: types.Artifact) -> Dict[str, Any]:
 def accuracies(metrics: Dict[str, Any]) -> str:
   return (f"int8 accuracy {metrics['int8']['accuracy']:.4f}, float accuracy "
           f"{metrics['float']['accuracy']:.4f}")
+
+
+def is_blessed(blessing: types.Artifact) -> bool:
+  """Whether a ModelBlessing blesses its model (TFX's `blessed` property, as Pusher reads it)."""
+  return bool(blessing.get_int_custom_property(
+      tfx_evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY))
 
 
 def push_outcome(pushed: types.Artifact) -> str:
@@ -76,8 +83,7 @@ def one_figure(outputs: mlmd_queries.Artifacts) -> str:
   if "ModelEvaluation" in outputs:
     parts.append(accuracies(read_evaluation(outputs["ModelEvaluation"])))
   if "ModelBlessing" in outputs:
-    parts.append("blessed" if outputs["ModelBlessing"].get_int_custom_property("blessed")
-                 else "not blessed")
+    parts.append("blessed" if is_blessed(outputs["ModelBlessing"]) else "not blessed")
   if "PushedModel" in outputs:
     parts.append(push_outcome(outputs["PushedModel"]))
   return ", ".join(part for part in parts if part)
