@@ -18,7 +18,8 @@ setuptools.setup(
     python_requires=">=3.9,<3.11",
     packages=PACKAGES + KUBEFLOW_PACKAGES,
     package_dir={"mnist_tfx.kubeflow": "kubeflow"},
-    package_data={"pipeline": ["schema/*.pbtxt"], "serving": ["page.html"]},
+    package_data={"pipeline": ["schema/*.pbtxt"], "serving": ["page.html"],
+                  "mnist_tfx": ["templates/*.j2"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",

@@ -42,7 +42,9 @@ def main() -> None:
   args, run_options = parser.parse_known_args()
   pipeline_root = args.pipeline_root or tempfile.mkdtemp(prefix="bench_pipeline_")
   start = time.perf_counter()
-  cli.main(["run", "--pipeline-root", pipeline_root, "--no-cache", *run_options])
+  exit_code = cli.main(["run", "--pipeline-root", pipeline_root, "--no-cache", *run_options])
+  if exit_code:
+    sys.exit(exit_code)  # The console said why; no timings for a failed run.
   wall = time.perf_counter() - start
 
   spans = component_spans(pipeline_root)

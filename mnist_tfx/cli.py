@@ -5,28 +5,32 @@ local run and a Kubeflow compilation take the same settings.
 """
 
 import argparse
+import logging
 import os
 import pathlib
 import signal
 import sys
 import tempfile
 import time
-from typing import List, Optional
+from typing import List, Optional, TextIO
 import warnings
 
+from components import errors
+from components.evaluator import constants as evaluator_constants
+from mnist_tfx import console
 from mnist_tfx import options
 
 BUNDLED_DATA_DIR = str(pathlib.Path(__file__).resolve().parent.parent / "data" / "mnist")
 DEFAULT_DOWNLOAD_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mnist-edgetpu-tfx")
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(tf_cpp_min_log_level: str) -> None:
   """Keeps TensorFlow's C++ start-up notices and the Google clients' deprecation warnings out.
 
   Set before TensorFlow is imported (TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, at import), and
-  through the environment so that Beam's worker processes inherit them.
+  through the environment so that Beam's worker processes inherit them. A value the user set wins.
   """
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", tf_cpp_min_log_level)
   os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
   warnings.filterwarnings("ignore", category=FutureWarning)
   warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -57,6 +61,7 @@ def _add_run_parser(commands) -> None:
   run.add_argument("--no-cache", action="store_true",
                    help="Run every component again instead of reusing cached outputs.")
   options.add_pipeline_options(run)
+  options.add_run_options(run)
   run.set_defaults(func=run_command)
 
 
@@ -75,6 +80,15 @@ def _add_tensorboard_parser(commands) -> None:
   board.set_defaults(func=tensorboard_command)
 
 
+def _add_report_parser(commands) -> None:
+  report = commands.add_parser(
+      "report", help="Write the run report (PIPELINE_ROOT/report.html) of the last run again.",
+      description="Renders the static HTML report of the pipeline's last run from its ML "
+      "Metadata and artifacts (`run` writes it at the end of every run) and prints its path.")
+  options.add_pipeline_root(report)
+  report.set_defaults(func=report_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
   from mnist_tfx import compare
   from mnist_tfx.kubeflow import cli as kubeflow_cli
@@ -85,37 +99,131 @@ def build_parser() -> argparse.ArgumentParser:
   commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
   _add_run_parser(commands)
   _add_tensorboard_parser(commands)
+  _add_report_parser(commands)
   kubeflow_cli.add_parser(commands)
   serving_cli.add_parser(commands)
   compare.add_parser(commands)
   return parser
 
 
+class NotBlessedError(errors.PipelineInputError):
+  """--require-blessed was given and the evaluator did not bless the model."""
+
+
+def _verbosity(args: argparse.Namespace) -> console.Verbosity:
+  if args.verbose:
+    return console.Verbosity.VERBOSE
+  return console.Verbosity.QUIET if args.quiet else console.Verbosity.NORMAL
+
+
 def run_command(args: argparse.Namespace) -> int:
+  verbosity = _verbosity(args)
+  console.set_progress_display(verbosity)
+  pipeline_root = options.absolute_local_path(args.pipeline_root)
+  log_path = console.new_log_path(pipeline_root)
+  try:
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  except OSError as error:
+    print(f"mnist-tfx run failed: cannot write the log file {log_path}: {error}", file=sys.stderr)
+    return console.EXIT_BAD_INPUT
+  if verbosity != console.Verbosity.QUIET:
+    print(f"Log file: {log_path}", file=sys.stderr, flush=True)
+  failure, failed_component, summary_text, report_path = None, None, None, None
+  with console.output_to_log(log_path, verbosity) as terminal:
+    try:
+      _run_pipeline(args, pipeline_root, terminal, verbosity)
+    except Exception as error:  # pylint: disable=broad-except
+      failure = error
+      failed_component = getattr(error, "component", None) or "mnist-tfx run"
+      logging.exception("The run failed in %s.", failed_component)
+    try:
+      summary_text, report_path = _summarize(args, pipeline_root, log_path)
+    except Exception as error:  # pylint: disable=broad-except
+      logging.exception("Cannot summarize the run.")
+      if failure is None:
+        failure, failed_component = error, "mnist-tfx run (summary and report)"
+  if summary_text:
+    print(summary_text)
+  print(f"Log file:            {log_path}")
+  if report_path:
+    print(f"Run report:          {report_path}")
+  sys.stdout.flush()
+  if failure is None:
+    return console.EXIT_OK
+  print(console.error_line(failure, failed_component, log_path), file=sys.stderr, flush=True)
+  return console.exit_code(failure)
+
+
+def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO,
+                  verbosity: console.Verbosity) -> None:
+  """Runs the pipeline, printing a console line per component; errors name the component.
+
+  Raises: what the failed component raised, with the attribute `component` set to its id.
+  """
   # Imported here so that `--help` answers at once; TFX takes many seconds to import.
+  from ml_metadata.proto import metadata_store_pb2
+
+  from components.evaluator import component as evaluator_component
   from mnist_tfx import local_runner
+  from mnist_tfx import mlmd_queries
   from mnist_tfx import summary
   from pipeline import pipeline as pipeline_def
   data_dir = args.data_dir
   if args.download:
     from components.mnist_example_gen import download  # Only users with network need it.
     data_dir = download.fetch_mnist(args.download_cache)
-  pipeline_root = options.absolute_local_path(args.pipeline_root)
+  metadata_config = local_runner.metadata_config(pipeline_root)
   pipeline = pipeline_def.create_pipeline(
       pipeline_root=pipeline_root,
       data_dir=data_dir,
       pipeline_name=args.pipeline_name,
-      metadata_connection_config=local_runner.metadata_config(pipeline_root),
+      metadata_connection_config=metadata_config,
       beam_pipeline_args=args.beam_args or local_runner.default_beam_args(),
       enable_cache=not args.no_cache,
       **options.pipeline_options(args),
   )
+
+  def describe(node_id: str) -> str:
+    state, outputs = mlmd_queries.node_run_outputs(metadata_config, args.pipeline_name, node_id)
+    figure = summary.one_figure(outputs)
+    if state == metadata_store_pb2.Execution.CACHED:
+      return f"{figure} (cached)" if figure else "cached"
+    return figure
+
+  lines = console.ComponentLines(terminal if verbosity != console.Verbosity.QUIET else None,
+                                 [component.id for component in pipeline.components], describe)
+  root_logger = logging.getLogger()
+  root_logger.addHandler(lines)
   try:
     local_runner.run(pipeline)
+  except Exception as error:
+    error.component = lines.running
+    raise
   finally:
-    print(summary.render(local_runner.metadata_config(pipeline_root), args.pipeline_name,
-                         pipeline_root, local_runner.metadata_path(pipeline_root)))
-  return 0
+    root_logger.removeHandler(lines)
+  if args.require_blessed:
+    evaluator_id = next(component.id for component in pipeline.components
+                        if isinstance(component, evaluator_component.Int8Evaluator))
+    _, outputs = mlmd_queries.node_run_outputs(metadata_config, args.pipeline_name, evaluator_id)
+    blessing = outputs.get("ModelBlessing")
+    if blessing is None or not summary.is_blessed(blessing):
+      reason = (blessing.get_string_custom_property(evaluator_constants.REASON_PROPERTY)
+                if blessing else "no ModelBlessing was published")
+      error = NotBlessedError(f"the model was not blessed (--require-blessed): {reason}")
+      error.component = evaluator_id
+      raise error
+
+
+def _summarize(args: argparse.Namespace, pipeline_root: str, log_path: str):
+  """(the summary text, the run report's path) of the pipeline's last run."""
+  from mnist_tfx import local_runner
+  from mnist_tfx import report
+  from mnist_tfx import summary
+  metadata_config = local_runner.metadata_config(pipeline_root)
+  text = summary.render(metadata_config, args.pipeline_name, pipeline_root,
+                        local_runner.metadata_path(pipeline_root))
+  report_path = report.write(metadata_config, args.pipeline_name, pipeline_root, log_path)
+  return text, report_path
 
 
 def tensorboard_command(args: argparse.Namespace) -> int:
@@ -138,12 +246,30 @@ def tensorboard_command(args: argparse.Namespace) -> int:
       return 0
 
 
+def report_command(args: argparse.Namespace) -> int:
+  from mnist_tfx import local_runner
+  from mnist_tfx import report
+  pipeline_root = options.absolute_local_path(args.pipeline_root)
+  print(report.write(local_runner.metadata_config(pipeline_root), args.pipeline_name,
+                     pipeline_root))
+  return console.EXIT_OK
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+  """Exit codes: 0 success, 2 bad input (components.errors.PipelineInputError), 1 otherwise."""
   args = build_parser().parse_args(argv)
-  _quiet_libraries()
-  from absl import logging
-  logging.set_verbosity(logging.INFO)
-  return args.func(args)
+  # `run` keeps TensorFlow's C++ errors (in its log file); the other commands print only their own.
+  _quiet_libraries("2" if args.func is run_command else "3")
+  from absl import logging as absl_logging
+  if args.func is run_command:
+    absl_logging.set_verbosity(absl_logging.INFO)  # All of it, into the run's log file.
+    return run_command(args)  # Prints its own one-line error and points at its log file.
+  absl_logging.set_verbosity(absl_logging.WARNING)  # The other commands print what they do.
+  try:
+    return args.func(args)
+  except errors.PipelineInputError as error:
+    print(f"mnist-tfx {args.command} failed: {error}", file=sys.stderr)
+    return console.EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

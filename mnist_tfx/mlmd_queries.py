@@ -1,6 +1,6 @@
 """Reads what a pipeline produced from its ML Metadata store (the run summary and `tensorboard`)."""
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -54,3 +54,27 @@ def last_run_artifacts(connection_config: metadata_store_pb2.ConnectionConfig,
     if run_context.type_id == run_type.id:
       return _newest_by_type(store, run_context.id)
   return {}
+
+
+def node_run_outputs(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
+                     node_id: str) -> Tuple[Optional[int], Artifacts]:
+  """The state (metadata_store_pb2.Execution.State) and outputs of a component's newest execution.
+
+  (None, {}) when the component has no execution (e.g. a resolver, or before it ran).
+  """
+  store = metadata_store.MetadataStore(connection_config)
+  context = store.get_context_by_type_and_name(constants.NODE_CONTEXT_TYPE_NAME,
+                                               f"{pipeline_name}.{node_id}")
+  executions = store.get_executions_by_context(context.id) if context else []
+  if not executions:
+    return None, {}
+  execution = max(executions, key=lambda e: e.id)
+  output_types = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+  artifact_ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution.id])
+                  if event.type in output_types]
+  artifact_types = {t.id: t for t in store.get_artifact_types()}
+  outputs = {}
+  for artifact in store.get_artifacts_by_id(artifact_ids):
+    artifact_type = artifact_types[artifact.type_id]
+    outputs[artifact_type.name] = artifact_utils.deserialize_artifact(artifact_type, artifact)
+  return execution.last_known_state, outputs

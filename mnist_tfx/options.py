@@ -58,6 +58,22 @@ def add_beam_args(parser: argparse.ArgumentParser, default_help: str) -> None:
       f"--beam-arg=--runner=FlinkRunner. {default_help}")
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+  """How `mnist-tfx run` reports: console verbosity, and whether an unblessed model is a failure."""
+  console = parser.add_mutually_exclusive_group()
+  console.add_argument(
+      "-v", "--verbose", action="store_true",
+      help="Show every log line (TFX, Beam, absl, TensorFlow) and tracebacks on the console as "
+      "well as in the log file.")
+  console.add_argument(
+      "-q", "--quiet", action="store_true",
+      help="Print the summary alone (no per-component lines, no progress display).")
+  parser.add_argument(
+      "--require-blessed", action="store_true",
+      help="Exit with code 2 and the evaluator's reason when the model is not blessed (by default "
+      "such a run succeeds and pushes nothing).")
+
+
 def _hparams_help() -> str:
   defaults = hparams_lib.HParams()
   return ", ".join(f"{field.name}={getattr(defaults, field.name)!r}"

@@ -1,14 +1,15 @@
-"""The pipeline on a real MNIST slice under LocalDagRunner, driven through `mnist-tfx run`."""
+"""The pipeline on a real MNIST slice under LocalDagRunner, driven through `mnist-tfx run`.
 
-import contextlib
+Every run is a subprocess, as a user runs it: the tests also check what the console shows (a line
+per component, the summary, one line on failure, the exit code) and the log file.
+"""
+
 import glob
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import urllib.request
 
@@ -26,29 +27,15 @@ from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import idx
 from components.pusher import constants as pusher_constants
 from components.pusher import versioned_push
-from mnist_tfx import cli
+from mnist_tfx import console
 from mnist_tfx import local_runner
 from mnist_tfx import mlmd_queries
 from pipeline import configs
+from tests import cli_runs
 from tests import data_validation
 from tests import mnist_slices
 
 pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
-
-# The slice is tiny: one in-process Beam worker is faster than spawning one per core.
-BEAM_ARGS = ["--beam-arg=--direct_running_mode=in_memory"]
-# Two epochs on 2,000 images reach about 0.9; bless from 0.8 so the slice exercises the push.
-TRAIN_ARGS = ["--epochs", "2", "--min-int8-accuracy", "0.8"]
-
-
-def run_cli(pipeline_root: str, data_dir: str, *extra: str) -> str:
-  """Runs `mnist-tfx run` in this process; returns what it printed (the summary)."""
-  printed = io.StringIO()
-  with contextlib.redirect_stdout(printed):
-    cli.main(["run", "--data-dir", data_dir, "--pipeline-root", pipeline_root, *BEAM_ARGS,
-              *TRAIN_ARGS, *extra])
-  return printed.getvalue()
-
 
 def node_executions(pipeline_root: str, node_id: str):
   """The executions of one component, oldest first."""
@@ -57,15 +44,43 @@ def node_executions(pipeline_root: str, node_id: str):
   return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
 
 
-@pytest.fixture(scope="module")
-def first_run(mnist_slice_dir, tmp_path_factory):
-  # A comma, a space and a non-ASCII letter: any legal path must work, TensorBoard included.
-  pipeline_root = os.path.join(str(tmp_path_factory.mktemp("pipeline")), "runs, caf\u00e9 v1")
-  return pipeline_root, run_cli(pipeline_root, mnist_slice_dir)
+def log_path_of(run: cli_runs.CliRun) -> str:
+  """The log file the console named (first on stderr, unless --quiet, and after the summary)."""
+  named = [line.split(":", 1)[1].strip() for line in run.lines if line.startswith("Log file:")]
+  assert named and len(set(named)) == 1, run.lines
+  return named[0]
 
 
-def test_run_registers_every_artifact_in_mlmd(first_run, mnist_slice_dir):
-  pipeline_root, printed = first_run
+def test_console_is_short_and_ends_with_the_summary_and_report(slice_run):
+  """A new user's first run: a line per component, then the summary; the rest is in the log."""
+  assert slice_run.returncode == 0
+  lines = slice_run.lines
+  assert len(lines) < 60, "\n".join(lines)
+  # The summary (stdout) ends with the report; stderr holds the log's path and component lines.
+  assert slice_run.stdout.splitlines()[-1] == (
+      f"Run report:          {slice_run.pipeline_root}/report.html")
+  log_path = log_path_of(slice_run)
+  assert f"Log file:            {log_path}" in lines
+  assert slice_run.stdout.startswith(f"== {configs.PIPELINE_NAME}: summary of the last run ==")
+  finished = [line for line in slice_run.stderr.splitlines() if " done in " in line]
+  assert [line.split()[1] for line in finished] == [
+      "ImportSchemaGen", "MnistExampleGen", "latest_blessed_model_resolver", "StatisticsGen",
+      "ExampleValidator", "AnomaliesGate", "Trainer", "Int8Evaluator", "EdgeTpuPusher"]
+  examples = [line for line in finished if "MnistExampleGen" in line][0]
+  assert examples.endswith("train 2000, eval 500 examples")
+  assert [line for line in finished if "ExampleValidator" in line][0].endswith("no anomalies")
+  assert "blessed" in [line for line in finished if "Int8Evaluator" in line][0]
+  # TFX's node dumps and TensorFlow's start-up messages are in the log file, not on the console.
+  output = slice_run.stdout + slice_run.stderr
+  for noise in ("Component Trainer is running", "oneDNN", "cuda", "WARNING", "Traceback"):
+    assert noise not in output
+  with open(log_path) as f:
+    log = f.read()
+  assert "Component Trainer is running." in log and "Component EdgeTpuPusher is finished." in log
+
+
+def test_run_registers_every_artifact_in_mlmd(slice_run, mnist_slice_dir):
+  pipeline_root, printed = slice_run.pipeline_root, slice_run.stdout
   artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
                                               configs.PIPELINE_NAME)
   images, _ = idx.read_pair(os.path.join(mnist_slice_dir, idx.TRAIN_IMAGES + ".gz"),
@@ -100,8 +115,8 @@ def read_metrics(evaluation) -> dict:
     return json.load(f)
 
 
-def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(first_run):
-  pipeline_root, printed = first_run
+def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(slice_run):
+  pipeline_root, printed = slice_run.pipeline_root, slice_run.stdout
   artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
                                               configs.PIPELINE_NAME)
   metrics = read_metrics(artifacts["ModelEvaluation"])
@@ -143,9 +158,19 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
     mnist_slices.write_idx(os.path.join(data_dir, names[1] + ".gz"), labels, idx.LABELS_MAGIC)
   pipeline_root = str(tmp_path / "pipeline")
 
-  with pytest.raises(anomalies_gate_executor.DataAnomaliesError,
-                     match=r"(?s)refusing to train.*split eval, feature label: High Linfty"):
-    run_cli(pipeline_root, data_dir)
+  run = cli_runs.run_cli(pipeline_root, data_dir)
+
+  assert run.returncode == console.EXIT_BAD_INPUT
+  error = run.stderr.splitlines()[-1]
+  assert error.startswith("AnomaliesGate failed: ExampleValidator found 1 data anomaly; refusing "
+                          "to train (set allow_anomalies=True to override): split eval, feature "
+                          "label: High Linfty"), error
+  assert error.endswith(f"(details: {log_path_of(run)})")
+  assert "Traceback" not in run.stdout + run.stderr
+  with open(log_path_of(run)) as f:
+    assert anomalies_gate_executor.DataAnomaliesError.__name__ in f.read()  # The traceback.
+  with open(os.path.join(pipeline_root, "report.html")) as f:
+    assert "Stopped before training: data validation found 1 anomaly." in f.read()
 
   gate = node_executions(pipeline_root, "AnomaliesGate")
   assert [e.last_known_state for e in gate] == [metadata_store_pb2.Execution.FAILED]
@@ -161,15 +186,17 @@ def pushed_versions(pipeline_root: str):
 
 
 def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_version(
-    first_run, mnist_slice_dir, tmp_path):
-  pipeline_root, _ = first_run
+    slice_run, mnist_slice_dir, tmp_path):
+  pipeline_root = slice_run.pipeline_root
   config = local_runner.metadata_config(pipeline_root)
   first = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
   assert pushed_versions(pipeline_root) == [1]
 
   # Run 2, nothing changed: served from the cache up to the Trainer; the resolver's "latest
   # blessed model" is the candidate itself, so no comparison, and no duplicate version.
-  printed = run_cli(pipeline_root, mnist_slice_dir)
+  run = cli_runs.run_cli(pipeline_root, mnist_slice_dir)
+  assert run.returncode == 0, run.stderr
+  assert "Trainer done in" in run.stderr and "(cached)" in run.stderr
   for node_id in ("MnistExampleGen", "StatisticsGen", "ExampleValidator", "Trainer"):
     states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
     assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
@@ -185,11 +212,12 @@ def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_ver
   assert pushed.get_string_custom_property(pusher_constants.PUSHED_VERSION_KEY) == "1"
   assert pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) == 0
   assert pushed_versions(pipeline_root) == [1]
-  assert "nothing new pushed: identical to version 1" in printed
+  assert "nothing new pushed: identical to version 1" in run.stdout
 
   # Run 3, the data changed: a new model, judged against run 1's blessed model, is version 2.
   changed_data = mnist_slices.write_slice(str(tmp_path / "changed"), 1900, 500)
-  printed = run_cli(pipeline_root, changed_data, "--baseline-tolerance", "1")
+  run = cli_runs.run_cli(pipeline_root, changed_data, "--baseline-tolerance", "1")
+  assert run.returncode == 0, run.stderr
   third = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
   assert third["Model"].id != first["Model"].id
   metrics = read_metrics(third["ModelEvaluation"])
@@ -201,7 +229,7 @@ def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_ver
   assert pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY) == (
       os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR, "2"))
   assert pushed_versions(pipeline_root) == [1, 2]
-  assert "nothing new pushed" not in printed
+  assert "nothing new pushed" not in run.stdout
 
 
 def test_inverted_eval_pixels_stop_the_run_before_training(tmp_path):
@@ -210,19 +238,21 @@ def test_inverted_eval_pixels_stop_the_run_before_training(tmp_path):
                                                  data_validation.SHIFTS["inverted"])
   pipeline_root = str(tmp_path / "pipeline")
 
-  with pytest.raises(anomalies_gate_executor.DataAnomaliesError,
-                     match=r"(?s)refusing to train.*split eval, feature image: High approximate "
-                     "Jensen-Shannon divergence"):
-    run_cli(pipeline_root, data_dir)
+  run = cli_runs.run_cli(pipeline_root, data_dir)
+
+  assert run.returncode == console.EXIT_BAD_INPUT
+  error = run.stderr.splitlines()[-1]
+  assert error.startswith("AnomaliesGate failed: ExampleValidator found 1 data anomaly"), error
+  assert "split eval, feature image: High approximate Jensen-Shannon divergence" in error
 
   gate = node_executions(pipeline_root, "AnomaliesGate")
   assert [e.last_known_state for e in gate] == [metadata_store_pb2.Execution.FAILED]
   assert not os.path.exists(os.path.join(pipeline_root, "Trainer"))
 
 
-def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
-  pipeline_root, _ = first_run
-  command = [os.path.join(os.path.dirname(sys.executable), "mnist-tfx"), "tensorboard",
+def test_tensorboard_command_serves_training_scalars_and_graph(slice_run):
+  pipeline_root = slice_run.pipeline_root
+  command = [cli_runs.MNIST_TFX, "tensorboard",
              "--pipeline-root", pipeline_root, "--port", "0"]
   links_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "mnist-tfx-tensorboard-*")))
   server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -259,21 +289,21 @@ def test_tensorboard_command_serves_training_scalars_and_graph(first_run):
       links_before)
 
 
-def test_predict_after_a_run_uses_the_runs_pushed_model_by_default(first_run, tmp_path):
+def test_predict_after_a_run_uses_the_runs_pushed_model_by_default(slice_run, tmp_path):
   """`mnist-tfx predict` with no flag, from where `mnist-tfx run` was run (./output)."""
   from PIL import Image
 
   from components import int8_runtime
   from serving import preprocess
-  pipeline_root, _ = first_run
+  pipeline_root = slice_run.pipeline_root
   os.symlink(pipeline_root, tmp_path / "output")  # As if `mnist-tfx run` had used ./output.
   images = idx.read_images(os.path.join(mnist_slices.REPO_ROOT, "data", "mnist",
                                         "t10k-images-idx3-ubyte.gz"))
   image_path = str(tmp_path / "digit.png")
   Image.fromarray(255 - images[0]).save(image_path)  # Dark ink on white paper.
   result = subprocess.run(
-      [os.path.join(os.path.dirname(sys.executable), "mnist-tfx"), "predict", image_path,
-       "--json"], capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120)
+      [cli_runs.MNIST_TFX, "predict", image_path, "--json"], capture_output=True, text=True,
+      cwd=tmp_path, check=False, timeout=120)
   assert result.returncode == 0, result.stderr
   printed = json.loads(result.stdout)
   pushed_models = os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR)
@@ -284,3 +314,70 @@ def test_predict_after_a_run_uses_the_runs_pushed_model_by_default(first_run, tm
   with open(image_path, "rb") as f:
     expected = classifier.predict_pixels(preprocess.image_to_mnist(f.read())[None])[0]
   assert printed["probabilities"] == [float(p) for p in expected]
+
+
+def test_bad_label_ends_with_one_line_naming_the_file_and_exit_code_2(tmp_path):
+  """One label out of range in the test labels: the run stops at MnistExampleGen, says why."""
+  data_dir = mnist_slices.write_slice(str(tmp_path / "data"), 200, 100)
+  labels_path = os.path.join(data_dir, idx.EVAL_LABELS + ".gz")
+  labels = idx.read_labels(labels_path).copy()
+  labels[92] = 11
+  mnist_slices.write_idx(labels_path, labels, idx.LABELS_MAGIC)
+  pipeline_root = str(tmp_path / "pipeline")
+
+  run = cli_runs.run_cli(pipeline_root, data_dir)
+
+  assert run.returncode == console.EXIT_BAD_INPUT
+  log_path = log_path_of(run)
+  assert run.stderr.splitlines()[-1] == (
+      f"MnistExampleGen failed: {labels_path}: label 11 at index 92 is out of range 0-9 "
+      f"(details: {log_path})")
+  assert "Traceback" not in run.stdout + run.stderr
+  with open(log_path) as f:
+    assert "Traceback" in f.read()
+  # Nothing was published or half-written: no Examples in MLMD, no split directory on disk.
+  artifacts = mlmd_queries.latest_artifacts(local_runner.metadata_config(pipeline_root),
+                                            configs.PIPELINE_NAME)
+  assert "Examples" not in artifacts
+  examples_dir = os.path.join(pipeline_root, "MnistExampleGen", "examples")
+  assert not os.path.exists(examples_dir) or not any(
+      files for _, _, files in os.walk(examples_dir))
+
+
+def test_internal_failure_exits_1_with_one_line_and_the_traceback_with_verbose(tmp_path,
+                                                                               mnist_slice_dir):
+  """A failure that is not bad input (here Beam rejects the runner) is exit code 1.
+
+  Without --verbose the console shows no traceback: the bad-input tests above check that.
+  """
+  run = cli_runs.run_cli(str(tmp_path / "pipeline"), mnist_slice_dir,
+                         "--beam-arg=--runner=NoSuchRunner", "--verbose")
+  assert run.returncode == console.EXIT_INTERNAL_FAILURE
+  error = run.stderr.splitlines()[-1]
+  assert error.startswith("MnistExampleGen failed: internal error, ValueError: ")
+  assert "NoSuchRunner" in error and error.endswith(f"(details: {log_path_of(run)})")
+  assert "Traceback" in run.stderr
+  assert "Component MnistExampleGen is running." in run.stderr  # The log, on the console too.
+  with open(log_path_of(run)) as f:
+    assert "Component MnistExampleGen is running." in f.read()
+
+
+def test_require_blessed_fails_with_the_evaluators_reason(slice_run, mnist_slice_dir):
+  """--require-blessed turns a refused blessing into exit code 2; --quiet prints the summary.
+
+  Runs last in this module: it adds a run (evaluator and pusher again) to the shared pipeline root.
+  """
+  run = cli_runs.run_cli(slice_run.pipeline_root, mnist_slice_dir, "--require-blessed", "--quiet",
+                         "--min-int8-accuracy", "0.999")
+  assert run.returncode == console.EXIT_BAD_INPUT
+  evaluation = mlmd_queries.last_run_artifacts(
+      local_runner.metadata_config(slice_run.pipeline_root),
+      configs.PIPELINE_NAME)["ModelEvaluation"]
+  reason = read_metrics(evaluation)["reason"]
+  assert reason.startswith("not blessed")
+  # --quiet: no per-component line, the summary, then the one line.
+  assert not any(" done in " in line for line in run.lines)
+  assert run.stderr.splitlines() == [
+      f"Int8Evaluator failed: the model was not blessed (--require-blessed): {reason} "
+      f"(details: {log_path_of(run)})"]
+  assert f"Verdict: {reason}" in run.stdout

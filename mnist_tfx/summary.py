@@ -1,10 +1,17 @@
-"""The short report `mnist-tfx run` prints at the end: where everything is and what was decided."""
+"""What `mnist-tfx run` says about each artifact: the summary at the end and the console's figures.
+
+One describer per artifact type; the summary, the console's per-component lines and the run
+report (report.py) all read artifacts through these.
+"""
 
 
 import json
 import os
+from typing import Any, Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
+from tfx import types
+from tfx.components.evaluator import constants as tfx_evaluator_constants
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
@@ -14,6 +21,81 @@ from components.mnist_example_gen import constants as example_gen_constants
 from components.pusher import constants as pusher_constants
 from components.statistics_gen import constants as statistics_gen_constants
 from mnist_tfx import mlmd_queries
+from mnist_tfx import training_curves
+
+
+def example_counts(examples: types.Artifact) -> Dict[str, int]:
+  """{split: number of examples} of an Examples artifact, in split order."""
+  return {split: examples.get_int_custom_property(
+              example_gen_constants.num_examples_property(split))
+          for split in artifact_utils.decode_split_names(examples.split_names)}
+
+
+def read_evaluation(evaluation: types.Artifact) -> Dict[str, Any]:
+  """The evaluator's metrics.json (components/evaluator/executor.py writes it)."""
+  with fileio.open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
+    return json.load(f)
+
+
+def accuracies(metrics: Dict[str, Any]) -> str:
+  return (f"int8 accuracy {metrics['int8']['accuracy']:.4f}, float accuracy "
+          f"{metrics['float']['accuracy']:.4f}")
+
+
+def is_blessed(blessing: types.Artifact) -> bool:
+  """Whether a ModelBlessing blesses its model (TFX's `blessed` property, as Pusher reads it)."""
+  return bool(blessing.get_int_custom_property(
+      tfx_evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY))
+
+
+def published_a_new_version(pushed: types.Artifact) -> bool:
+  """False when the push found its files identical to the latest version's (nothing new)."""
+  return (not pushed.has_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) or
+          bool(pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY)))
+
+
+def push_outcome(pushed: types.Artifact) -> str:
+  """Where the model went and its Edge TPU status, or why nothing (new) was pushed."""
+  if pushed.get_int_custom_property(pusher_constants.PUSHED_KEY):
+    version = (f"version {pushed.get_string_custom_property(pusher_constants.PUSHED_VERSION_KEY)}"
+               if published_a_new_version(pushed) else
+               pushed.get_string_custom_property(pusher_constants.REASON_KEY))
+    return (f"{version}, Edge TPU: "
+            f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
+  return f"nothing pushed ({pushed.get_string_custom_property(pusher_constants.REASON_KEY)})"
+
+
+def final_eval_accuracy(model_run: types.Artifact) -> Optional[str]:
+  """`float eval accuracy A after N epochs` from the Trainer's event files, if it wrote them."""
+  accuracy = training_curves.read_scalars(training_curves.eval_dir(model_run.uri), ("accuracy",))
+  if "accuracy" not in accuracy:
+    return None
+  steps, values = accuracy["accuracy"]
+  epochs = len(steps)
+  return f"float eval accuracy {values[-1]:.4f} after {epochs} epoch{'s' if epochs > 1 else ''}"
+
+
+def one_figure(outputs: mlmd_queries.Artifacts) -> str:
+  """The figure that matters among one component's outputs, for its console line."""
+  parts: List[str] = []
+  if "Examples" in outputs:
+    parts.append(", ".join(f"{split} {count}" for split, count in
+                           example_counts(outputs["Examples"]).items()) + " examples")
+  if "ExampleStatistics" in outputs:
+    parts.append("statistics of " + ", ".join(
+        artifact_utils.decode_split_names(outputs["ExampleStatistics"].split_names)))
+  if "ExampleAnomalies" in outputs:
+    found = anomalies_lib.describe_anomalies(outputs["ExampleAnomalies"])
+    parts.append(f"{len(found)} anomalies found" if found else "no anomalies")
+  if "ModelRun" in outputs:
+    parts.append(final_eval_accuracy(outputs["ModelRun"]) or "")
+  if "ModelEvaluation" in outputs:
+    parts.append(accuracies(read_evaluation(outputs["ModelEvaluation"])))
+  if "ModelBlessing" in outputs:
+    parts.append("blessed" if is_blessed(outputs["ModelBlessing"]) else "not blessed")
+  if "PushedModel" in outputs:
+    parts.append(push_outcome(outputs["PushedModel"]))
+  return ", ".join(part for part in parts if part)
 
 
 def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
@@ -23,10 +105,7 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
   lines = [f"== {pipeline_name}: summary of the last run =="]
   examples = artifacts.get("Examples")
   if examples:
-    counts = ", ".join(
-        f"{split} "
-        f"{examples.get_int_custom_property(example_gen_constants.num_examples_property(split))}"
-        for split in artifact_utils.decode_split_names(examples.split_names))
+    counts = ", ".join(f"{split} {count}" for split, count in example_counts(examples).items())
     lines.append(f"Examples:            {examples.uri} ({counts})")
   statistics = artifacts.get("ExampleStatistics")
   if statistics:
@@ -42,20 +121,17 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
     lines.append(f"Trained model:       {artifacts['Model'].uri}")
   evaluation = artifacts.get("ModelEvaluation")
   if evaluation:
-    with fileio.open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
-      metrics = json.load(f)
+    metrics = read_evaluation(evaluation)
     lines.append(f"Evaluation:          {evaluation.uri} (on {metrics['num_examples']} "
                  f"{metrics['eval_split']} examples)")
-    lines.append(f"  int8 accuracy {metrics['int8']['accuracy']:.4f}, float accuracy "
-                 f"{metrics['float']['accuracy']:.4f}, quantization drop "
+    lines.append(f"  {accuracies(metrics)}, quantization drop "
                  f"{100 * metrics['quantization_accuracy_drop']:.2f} pp")
     lines.append(f"  Verdict: {metrics['reason']}")
   pushed = artifacts.get("PushedModel")
   if pushed:
     if pushed.get_int_custom_property(pusher_constants.PUSHED_KEY):
       destination = pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)
-      if (pushed.has_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) and
-          not pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY)):
+      if not published_a_new_version(pushed):
         destination = (f"{pushed.get_string_custom_property(pusher_constants.REASON_KEY)} "
                        f"({destination})")
       lines.append(f"Pushed:              {destination}")
@@ -66,5 +142,9 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
                    f"{pushed.get_string_custom_property(pusher_constants.REASON_KEY)})")
   lines.append(f"ML Metadata:         {metadata_path}")
   if "ModelRun" in artifacts:
-    lines.append(f"TensorBoard:         mnist-tfx tensorboard --pipeline-root {pipeline_root}")
+    lines.append(f"TensorBoard:         {tensorboard_command(pipeline_root)}")
   return "\n".join(lines)
+
+
+def tensorboard_command(pipeline_root: str) -> str:
+  return f"mnist-tfx tensorboard --pipeline-root {pipeline_root}"
