@@ -51,7 +51,9 @@ def add_beam_args(parser: argparse.ArgumentParser, default_help: str) -> None:
 def _hparams_help() -> str:
   defaults = hparams_lib.HParams()
   return ", ".join(f"{field.name}={getattr(defaults, field.name)!r}"
-                   for field in dataclasses.fields(hparams_lib.HParams))
+                   for field in dataclasses.fields(hparams_lib.HParams)) + (
+                       f"; {hparams_lib.PRESET_KEY}=NAME first applies one of "
+                       f"{', '.join(sorted(hparams_lib.PRESETS))}")
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
