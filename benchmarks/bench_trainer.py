@@ -1,20 +1,24 @@
-"""Trainer benchmark on the full MNIST: int8 test accuracy, training time, and QAT throughput.
+"""Trainer benchmark on the full MNIST: time and compute to an int8 accuracy, per preset and seed.
 
-Trains the hand-built QAT CNN at default settings on all 60,000 training images, converts it with
-components.int8_tflite and scores the int8 model on the 10,000 test images; then times the same
-architecture built in Keras and made quantization-aware with tfmot's quantize_model, same batch
-size, same machine. Prints a Markdown section for BENCHMARKS.md.
+Trains each preset (hparams.PRESETS; `default` is what ships) on all 60,000 training images with
+the project's own training loop, converts the result with components.int8_tflite and scores the
+int8 model on the 10,000 test images. Prints, with the machine line (CPU model, ISA flags, cores,
+load) beside every figure, a Markdown section for BENCHMARKS.md:
+  - time to accuracy: wall seconds and TFLOP until the per-epoch test accuracy (fake quant, which
+    the int8 model matches) first reaches 99.0 / 99.3 / 99.4 / 99.5 %;
+  - the final int8 and fake-quant accuracy of every seed;
+  - achieved GFLOP/s (model.training_flop / training seconds) against the CPU's peak.
 
-  .venv/bin/python benchmarks/bench_trainer.py [--config '{"epochs": 12}'] [--skip_keras]
+To approximate a 2-core AVX2-only machine on one with AVX-512, restrict oneDNN:
+  ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/bench_trainer.py --seeds 0,1,2
+  .venv/bin/python benchmarks/bench_trainer.py --presets default,cnn_large --seeds 0
 """
 
 import argparse
-import dataclasses
-import datetime
 import json
 import os
 import platform
-import statistics
+import re
 import tempfile
 import time
 
@@ -27,25 +31,48 @@ from components import contract
 from components import features
 from components import int8_tflite
 from components.mnist_example_gen import idx
-from trainer_module import data
 from trainer_module import hparams as hparams_lib
-from trainer_module import keras_baseline
 from trainer_module import model as model_lib
-from trainer_module import optimizer as optimizer_lib
 from trainer_module import train
 
+THRESHOLDS = (0.990, 0.993, 0.994, 0.995)
 MNIST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                          "mnist")
 
 
-def load_idx(split):
+def load_idx(split: str):
+  """(uint8 images [N, 28, 28], uint8 labels [N]) of the bundled full MNIST split."""
   images_name, labels_name = ((idx.TRAIN_IMAGES, idx.TRAIN_LABELS) if split == "train" else
                               (idx.EVAL_IMAGES, idx.EVAL_LABELS))
   return idx.read_pair(os.path.join(MNIST_DIR, f"{images_name}.gz"),
                        os.path.join(MNIST_DIR, f"{labels_name}.gz"))
 
 
-def write_examples(root):
+def machine_line() -> str:
+  """CPU model, the AVX2/AVX-512/FMA flags, cores, the oneDNN ISA cap, and the load now."""
+  with open("/proc/cpuinfo") as f:
+    cpuinfo = f.read()
+  model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
+  mhz = re.search(r"cpu MHz\s*:\s*([\d.]+)", cpuinfo)
+  flags = sorted(set(re.findall(r"\b(avx2|avx512f|fma)\b", cpuinfo)))
+  isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
+  return (f"{model.group(1) if model else platform.processor()}, "
+          f"{float(mhz.group(1)) / 1000 if mhz else 0:.2f} GHz, flags {' '.join(flags)}, "
+          f"{os.cpu_count()} cores, ONEDNN_MAX_CPU_ISA={isa_cap}, load "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+
+def peak_gflops() -> float:
+  """Cores x GHz x FLOP per cycle: 2 FMA units x (8 floats AVX2 | 16 AVX-512) x 2 FLOP per FMA."""
+  with open("/proc/cpuinfo") as f:
+    cpuinfo = f.read()
+  ghz = float(re.search(r"cpu MHz\s*:\s*([\d.]+)", cpuinfo).group(1)) / 1000
+  avx512 = ("avx512f" in cpuinfo.split() and
+            os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() not in ("AVX2", "AVX"))
+  return (os.cpu_count() or 1) * ghz * 2 * (16 if avx512 else 8) * 2
+
+
+def write_examples(root: str) -> None:
   """Writes the full MNIST as an Examples-artifact-like dir of gzipped TFRecords."""
   for split in (contract.TRAIN_SPLIT, contract.EVAL_SPLIT):
     split_dir = os.path.join(root, f"Split-{split}")
@@ -58,7 +85,8 @@ def write_examples(root):
         writer.write(features.to_tf_example(image, label).SerializeToString())
 
 
-def int8_accuracy(model_bytes, images, labels):
+def int8_accuracy(model_bytes: bytes, images: np.ndarray, labels: np.ndarray) -> float:
+  """Accuracy of the int8 TFLite model on uint8 images [N, 28, 28] (int8 input = pixel - 128)."""
   interpreter = Interpreter(model_content=model_bytes)
   interpreter.allocate_tensors()
   (input_details,), (output_details,) = (interpreter.get_input_details(),
@@ -74,106 +102,70 @@ def int8_accuracy(model_bytes, images, labels):
   return correct / len(labels)
 
 
-
-
-def throughput_ab(hp, rounds=3):
-  """Examples/s of the hand-built QAT step and of Keras + tfmot quantize_model, same CNN.
-
-  Alternates one full epoch of each, `rounds` times, so both see the same load on a shared
-  machine; returns the epoch throughputs of each. No shift augmentation on either side.
-  """
-  import tf_keras  # pylint: disable=g-import-not-at-top
-  hp = dataclasses.replace(hp, max_shift=0)
-  pixels, labels = load_idx(contract.TRAIN_SPLIT)
-  pixels, labels = pixels.reshape(len(labels), -1), labels.astype(np.int32)
-  steps_per_epoch = -(-len(labels) // hp.batch_size)
-  network = model_lib.build(hp)
-  adam = optimizer_lib.Adam(network.trainable_variables)
-  train_step = train.make_train_step(network, adam, hp, steps_per_epoch,
-                                     (rounds + 1) * steps_per_epoch)
-  images = features.to_images(pixels).numpy()
-  keras_model = keras_baseline.build_model(hp, quantize=True)
-  keras_model.compile(optimizer=tf_keras.optimizers.Adam(hp.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
-  def hand_built_epoch(epoch):
-    start = time.perf_counter()
-    for batch_pixels, batch_labels in data.epoch_batches(pixels, labels, hp.batch_size, hp.seed,
-                                                         epoch):
-      train_step(batch_pixels, batch_labels)
-    return len(labels) / (time.perf_counter() - start)
-
-  def keras_epoch():
-    start = time.perf_counter()
-    keras_model.fit(images, labels, batch_size=hp.batch_size, epochs=1, verbose=0, shuffle=True)
-    return len(labels) / (time.perf_counter() - start)
-
-  hand_built_epoch(0)  # Tracing and warm-up, not timed.
-  keras_epoch()
-  hand_built, keras = [], []
-  for epoch in range(1, rounds + 1):
-    hand_built.append(hand_built_epoch(epoch))
-    keras.append(keras_epoch())
-    logging.info("A/B round %d: hand-built %.0f, Keras %.0f examples/s", epoch, hand_built[-1],
-                 keras[-1])
-  return hand_built, keras
-
-
-def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--config", default="{}", help="custom_config JSON for the trainer")
-  parser.add_argument("--skip_keras", action="store_true")
-  parser.add_argument("--ab_rounds", type=int, default=3)
-  parser.add_argument("--work_dir", default="")
-  args = parser.parse_args()
-  logging.set_verbosity(logging.INFO)
-  hp = hparams_lib.HParams.from_config(json.loads(args.config))
-  load_before = os.getloadavg()[0]
-  work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_trainer_")
-  examples = os.path.join(work_dir, "examples")
-  if not os.path.exists(examples):
-    write_examples(examples)
+def run_one(preset: str, seed: int, overrides, examples: str, work_dir: str):
+  hp = hparams_lib.HParams.from_config({"preset": preset, "seed": seed, **overrides})
   run_dir = tempfile.mkdtemp(dir=work_dir)
-
+  load_before = os.getloadavg()[0]
   start = time.perf_counter()
   result = train.train_and_export(
       [os.path.join(examples, "Split-train", "*")], [os.path.join(examples, "Split-eval", "*")],
       os.path.join(run_dir, "serving_model"), os.path.join(run_dir, "model_run"), hp)
   wall = time.perf_counter() - start
-  test_images, test_labels = load_idx(contract.EVAL_SPLIT)
+  images, labels = load_idx(contract.EVAL_SPLIT)
   int8 = int8_accuracy(int8_tflite.convert_to_int8_tflite(os.path.join(run_dir, "serving_model")),
-                       test_images, test_labels)
-  steady = statistics.median(result.epoch_examples_per_second[1:] or
-                             result.epoch_examples_per_second)
-  ab = None if args.skip_keras else throughput_ab(hp, args.ab_rounds)
+                       images, labels)
+  flop = model_lib.training_flop(hp, 60000)
+  return {"preset": preset, "seed": seed, "hp": hp, "int8": int8, "float": result.eval_accuracy,
+          "wall": wall, "train_seconds": result.train_seconds, "history": result.eval_history,
+          "flop": flop, "gflops": flop / result.train_seconds / 1e9, "load": load_before,
+          "machine": machine_line()}
 
-  lines = [
-      f"Run {datetime.date.today().isoformat()} on {platform.node()} ({os.cpu_count()} cores, "
-      f"{platform.processor() or platform.machine()}), config "
-      f"{json.dumps(json.loads(args.config))}; 1-min load average {load_before:.1f} before, "
-      f"{os.getloadavg()[0]:.1f} after (the CPU is shared with other jobs):",
-      "",
-      "| metric | value | target |",
-      "| --- | --- | --- |",
-      f"| int8 TFLite test accuracy (10,000 images) | {int8:.2%} | >= 99.4 % |",
-      f"| fake-quant float test accuracy | {result.eval_accuracy:.2%} | |",
-      f"| int8 - float | {100 * (int8 - result.eval_accuracy):+.2f} pp | |",
-      f"| training wall time ({result.epochs} epochs, load + train + eval + export) | "
-      f"{wall:.0f} s | <= 240 s |",
-      f"| hand-built QAT throughput in that run (median epoch after the first, shift "
-      f"augmentation on) | {steady:.0f} examples/s | |",
-  ]
-  if ab:
-    (hand_built, keras), median = ab, statistics.median
-    lines += [
-        f"| A/B, same CNN, batch {hp.batch_size}, {len(keras)} alternating epochs each: "
-        f"hand-built QAT, median / best | {median(hand_built):.0f} / {max(hand_built):.0f} "
-        "examples/s | |",
-        f"| A/B: Keras + tfmot quantize_model (model.fit), median / best | {median(keras):.0f} / "
-        f"{max(keras):.0f} examples/s | |",
-        f"| hand-built / Keras, median / best | {median(hand_built) / median(keras):.2f}x / "
-        f"{max(hand_built) / max(keras):.2f}x | >= 1.0x |",
-    ]
+
+def time_to_accuracy(run, threshold):
+  """(seconds, TFLOP) at the end of the first epoch whose test accuracy reached `threshold`."""
+  for epoch, (seconds, accuracy) in enumerate(run["history"], start=1):
+    if accuracy >= threshold:
+      return seconds, run["flop"] * epoch / run["hp"].epochs / 1e12
+  return None
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--presets", default="default",
+                      help=f"comma-separated names from {sorted(hparams_lib.PRESETS)}")
+  parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+  parser.add_argument("--config", default="{}", help="custom_config JSON applied to every run")
+  parser.add_argument("--work_dir", default="", help="reuses its examples/ when present")
+  args = parser.parse_args()
+  logging.set_verbosity(logging.WARNING)
+  work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_trainer_")
+  examples = os.path.join(work_dir, "examples")
+  if not os.path.exists(examples):
+    write_examples(examples)
+
+  runs = []
+  for preset in args.presets.split(","):
+    for seed in (int(s) for s in args.seeds.split(",")):
+      runs.append(run_one(preset, seed, json.loads(args.config), examples, work_dir))
+      run = runs[-1]
+      print(f"{preset} seed {seed}: int8 {run['int8']:.2%}, float {run['float']:.2%}, "
+            f"train {run['train_seconds']:.0f} s, {run['gflops']:.1f} GFLOP/s; "
+            f"{run['machine']}", flush=True)
+
+  lines = [f"Machine: {machine_line()}; peak {peak_gflops():.0f} GFLOP/s "
+           "(cores x GHz x 2 FMA units x SIMD floats x 2).", "",
+           "| preset, seed | MACs/image | epochs | TFLOP | " +
+           " | ".join(f"to {t:.1%}: s / TFLOP" for t in THRESHOLDS) +
+           " | int8 | fake quant | train s | GFLOP/s (% of peak) | load before |",
+           "| --- " * (9 + len(THRESHOLDS)) + "|"]
+  for run in runs:
+    reached = [time_to_accuracy(run, t) for t in THRESHOLDS]
+    lines.append(
+        f"| {run['preset']}, {run['seed']} | {model_lib.forward_macs(run['hp']) / 1e6:.2f} M | "
+        f"{run['hp'].epochs} | {run['flop'] / 1e12:.2f} | " +
+        " | ".join(f"{r[0]:.0f} / {r[1]:.2f}" if r else "not reached" for r in reached) +
+        f" | {run['int8']:.2%} | {run['float']:.2%} | {run['train_seconds']:.0f} | "
+        f"{run['gflops']:.1f} ({run['gflops'] / peak_gflops():.0%}) | {run['load']:.1f} |")
   print("\n".join(lines))
 
 

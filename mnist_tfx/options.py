@@ -78,7 +78,9 @@ def _hparams_help() -> str:
   defaults = hparams_lib.HParams()
   return ", ".join(f"{field.name}={getattr(defaults, field.name)!r}"
                    for field in dataclasses.fields(hparams_lib.HParams)
-                   if field.name != hparams_lib.CODE_FINGERPRINT_KEY)
+                   if field.name != hparams_lib.CODE_FINGERPRINT_KEY) + (
+                       f"; {hparams_lib.PRESET_KEY}=NAME first applies one of "
+                       f"{', '.join(sorted(hparams_lib.PRESETS))}")
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,8 @@
 
 A split is read once through tf.data into memory (MNIST is 47 MB as uint8); each epoch is then a
 shuffle seeded by (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one
-does.
+does. The training loop keeps the split as tensors and slices batches inside its graph: no tf.data
+iterator per epoch.
 """
 
 from typing import Iterable, Tuple
@@ -39,14 +40,6 @@ def load_split(file_patterns: Iterable[str]) -> Tuple[np.ndarray, np.ndarray]:
   return np.concatenate(pixels), np.concatenate(labels)
 
 
-def epoch_batches(pixels: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                  epoch: int) -> tf.data.Dataset:
-  """One epoch of (pixels, labels) batches in an order fixed by (seed, epoch)."""
-  order = np.random.default_rng([seed, epoch]).permutation(len(labels))
-  return (tf.data.Dataset.from_tensor_slices((pixels[order], labels[order]))
-          .batch(batch_size).prefetch(2))
-
-
-def eval_batches(pixels: np.ndarray, labels: np.ndarray, batch_size: int = 1000
-                 ) -> tf.data.Dataset:
-  return tf.data.Dataset.from_tensor_slices((pixels, labels)).batch(batch_size)
+def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
+  """The epoch's shuffle of `count` examples, int64 [count], fixed by (seed, epoch)."""
+  return np.random.default_rng([seed, epoch]).permutation(count)

@@ -34,9 +34,12 @@ def digits():
   return features.to_images(images[:64].reshape(64, -1)), labels[:64]
 
 
-@pytest.mark.parametrize("model, convs, dense", [("cnn", 2, 2), ("mlp", 0, 2)])
+@pytest.mark.parametrize("model, convs, dense", [
+    ("cnn", len(hparams_lib.HParams().conv_filters), 2), ("mlp", 0, 2),
+    ("cnn", 2, 2)])
 def test_fake_quant_at_every_int8_tensor(model, convs, dense):
-  network = model_lib.build(hparams_lib.HParams(model=model))
+  network = model_lib.build(hparams_lib.HParams(model=model,
+                                                conv_filters=(32, 64, 128)[:convs] or (32,)))
   graph = _inference_graph(network, quantize=True)
   ops = graph.get_operations()
   counts = collections.Counter(op.type for op in ops)

@@ -14,8 +14,15 @@ from trainer_module import hparams as hparams_lib
 
 def learning_rate(hp: hparams_lib.HParams, step: tf.Tensor, steps_per_epoch: int,
                   total_steps: int) -> tf.Tensor:
-  """The schedule's learning rate at `step` (cosine decays to 0 at `total_steps`)."""
+  """The schedule's learning rate at `step`, float32 scalar (one_cycle and cosine reach 0 at
+  `total_steps`)."""
   step = tf.cast(step, tf.float32)
+  if hp.lr_schedule == "one_cycle":
+    warmup = hp.warmup_fraction * max(total_steps, 1)
+    progress = tf.clip_by_value((step - warmup) / max(total_steps - warmup, 1.0), 0.0, 1.0)
+    decay = 0.5 * (1.0 + tf.cos(math.pi * progress))
+    rise = 0.1 + 0.9 * tf.minimum(step / max(warmup, 1.0), 1.0)
+    return hp.learning_rate * tf.where(step < warmup, rise, decay)
   if hp.lr_schedule == "cosine":
     progress = tf.minimum(step / float(max(total_steps, 1)), 1.0)
     return hp.learning_rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
@@ -25,7 +32,11 @@ def learning_rate(hp: hparams_lib.HParams, step: tf.Tensor, steps_per_epoch: int
 
 
 class Adam(tf.Module):
-  """Adam (Kingma & Ba) with bias correction."""
+  """Adam (Kingma & Ba, Algorithm 1) with bias correction folded into the step size.
+
+  The update is tf_keras' Adam (and snt.optimizers.Adam) with epsilon added to sqrt(v):
+  lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + epsilon).
+  """
 
   def __init__(self, parameters: Sequence[tf.Variable], beta1: float = 0.9, beta2: float = 0.999,
                epsilon: float = 1e-7, name="adam"):
@@ -38,6 +49,17 @@ class Adam(tf.Module):
 
   def apply(self, learning_rate: tf.Tensor, gradients: Sequence[tf.Tensor],
             parameters: Sequence[tf.Variable]) -> None:
+    """One step: parameters[i] -= update from gradients[i] (same shapes, float32).
+
+    Raises:
+      ValueError: gradients, parameters and the slots made in __init__ differ in number (zip
+        would otherwise drop the extra ones silently), or a gradient is None.
+    """
+    if not len(gradients) == len(parameters) == len(self.m):
+      raise ValueError(f"Adam got {len(gradients)} gradients for {len(parameters)} parameters; "
+                       f"it was built for {len(self.m)}.")
+    if any(gradient is None for gradient in gradients):
+      raise ValueError("Adam got a None gradient: a parameter does not affect the loss.")
     step = tf.cast(self.step.assign_add(1), tf.float32)
     corrected_lr = (learning_rate * tf.sqrt(1.0 - tf.pow(self.beta2, step)) /
                     (1.0 - tf.pow(self.beta1, step)))

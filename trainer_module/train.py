@@ -1,9 +1,16 @@
 """The training loop: tf.GradientTape + Adam under tf.function, checkpoints, TensorBoard, export.
 
+Both splits are held in memory as tensors; one tf.function call runs up to _MAX_STEPS_PER_CALL
+steps in a tf.while_loop, slicing each batch from the epoch's shuffle inside the graph (no tf.data
+iterator per epoch, no Python per step). A call ends at each summary step, so the summaries are
+those of a per-step loop. Progress goes to stderr (progress.py: bar, lines or off).
+
 TensorBoard layout under model_run_dir:
   train/  scalars loss, accuracy, learning_rate (every summary_every_steps), examples_per_second
-          (per epoch); quant_ranges/<quantizer>/{min,max}; weight histograms; input_images; the
-          traced train_step graph (Graphs tab, FakeQuant ops included).
+          (per epoch); quant_ranges/<quantizer>/{min,max}; weight histograms; input_images; two
+          graphs for the Graphs tab: "forward", the inference pass as exported (FakeQuant on, each
+          module a box: input_quant -> conv1 -> conv1_relu_quant -> pool1 -> ... -> logits_quant),
+          and "train_step", the traced multi-step training function (gradients, Adam).
   eval/   scalars loss, accuracy per epoch (fake quant as at that step).
 """
 
@@ -24,6 +31,7 @@ from trainer_module import export
 from trainer_module import hparams as hparams_lib
 from trainer_module import model as model_lib
 from trainer_module import optimizer as optimizer_lib
+from trainer_module import progress as progress_lib
 
 TRAIN_LOG_SUBDIR = "train"
 EVAL_LOG_SUBDIR = "eval"
@@ -31,6 +39,10 @@ CHECKPOINT_SUBDIR = "checkpoints"
 _NUM_LOGGED_IMAGES = 8
 _PIXELS_SPEC = tf.TensorSpec([None, contract.NUM_PIXELS], tf.uint8)
 _LABELS_SPEC = tf.TensorSpec([None], tf.int32)
+_EVAL_BATCH = 1000
+# Steps per call of the multi-step training function: few enough for a live progress bar.
+_MAX_STEPS_PER_CALL = 50
+FORWARD_GRAPH_TAG = "forward"  # The Graphs tab's inference graph, beside "train_step".
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +55,8 @@ class TrainingResult:
   examples_per_second: float  # Training throughput of this process's epochs (0 if none ran).
   epoch_examples_per_second: Tuple[float, ...]  # Per epoch run by this process (first: tracing).
   train_seconds: float  # Wall time of this process's epochs, evaluation included.
+  # (seconds since this process's first epoch started, eval accuracy) after each of its epochs.
+  eval_history: Tuple[Tuple[float, float], ...]
   checkpoint_dir: str
 
 
@@ -53,16 +67,19 @@ def checkpoint_dir_for(hp: hparams_lib.HParams, train_files: Sequence[str],
   return os.path.join(model_run_dir, CHECKPOINT_SUBDIR)
 
 
-def _shift(images: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
-  """Translates each image by its own random offset of up to max_shift pixels (zero fill)."""
+def _shift(pixels: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
+  """Translates each flat uint8 image [N, 784] by its own random offset of up to max_shift pixels
+  per axis (zero fill); one gather on the uint8 pixels, before scaling."""
   size = contract.IMAGE_HEIGHT
-  padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
-  offsets = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed=seed,
+  padded_size = size + 2 * max_shift
+  padded = tf.pad(tf.reshape(pixels, [-1, size, size]),
+                  [[0, 0], [max_shift, max_shift], [max_shift, max_shift]])
+  offsets = tf.random.stateless_uniform([tf.shape(pixels)[0], 2], seed=seed,
                                         maxval=2 * max_shift + 1, dtype=tf.int32)
-  rows = offsets[:, :1] + tf.range(size)[tf.newaxis]
-  cols = offsets[:, 1:] + tf.range(size)[tf.newaxis]
-  shifted = tf.gather(padded, rows, axis=1, batch_dims=1)
-  return tf.gather(shifted, cols, axis=2, batch_dims=1)
+  grid = tf.range(size)
+  base = tf.reshape(grid[:, tf.newaxis] * padded_size + grid[tf.newaxis], [1, -1])  # [1, 784]
+  indices = base + offsets[:, :1] * padded_size + offsets[:, 1:]
+  return tf.gather(tf.reshape(padded, [-1, padded_size * padded_size]), indices, batch_dims=1)
 
 
 def _count_correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -75,22 +92,20 @@ def _quantize_at(hp: hparams_lib.HParams, step) -> Union[bool, tf.Tensor]:
   return step >= hp.quant_delay
 
 
-def make_train_step(network: model_lib.Network, adam: optimizer_lib.Adam,
-                    hp: hparams_lib.HParams, steps_per_epoch: int, total_steps: int):
-  """One traced Adam step: (uint8 pixels [N, 784], labels [N]) -> (summed loss, correct
-  predictions, learning rate, fake quant on); the step counter selects fake quant, the learning
+def _train_step_fn(network: model_lib.Network, adam: optimizer_lib.Adam, hp: hparams_lib.HParams,
+                   steps_per_epoch: int, total_steps: int):
+  """(uint8 pixels [N, 784], int32 labels [N]) -> one Adam step; returns (summed loss, correct
+  predictions, learning rate, fake quant on). The step counter selects fake quant, the learning
   rate and the dropout/shift seeds inside the graph, so one trace serves the whole run."""
   parameters = network.trainable_variables
 
-  # autograph=False: the step has no data-dependent Python control flow, and tracing is faster.
-  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC], autograph=False)
   def train_step(pixels, labels):
     step = adam.step.read_value()
     quantize = _quantize_at(hp, step)
     seed = tf.stack([tf.constant(hp.seed, tf.int64), step])
-    images = features.to_images(pixels)
     if hp.max_shift:
-      images = _shift(images, hp.max_shift, seed)
+      pixels = _shift(pixels, hp.max_shift, seed)
+    images = features.to_images(pixels)
     lr = optimizer_lib.learning_rate(hp, step, steps_per_epoch, total_steps)
     with tf.GradientTape() as tape:
       logits = network(images, quantize=quantize, training=True, dropout_seed=seed)
@@ -100,6 +115,59 @@ def make_train_step(network: model_lib.Network, adam: optimizer_lib.Adam,
     return tf.reduce_sum(losses), _count_correct(logits, labels), lr, quantize
 
   return train_step
+
+
+def make_train_step(network: model_lib.Network, adam: optimizer_lib.Adam,
+                    hp: hparams_lib.HParams, steps_per_epoch: int, total_steps: int):
+  """One traced Adam step on a batch, see _train_step_fn (for benchmarks and tests)."""
+  # autograph=False: the step has no data-dependent Python control flow, and tracing is faster.
+  return tf.function(_train_step_fn(network, adam, hp, steps_per_epoch, total_steps),
+                     input_signature=[_PIXELS_SPEC, _LABELS_SPEC], autograph=False)
+
+
+def make_train_steps(network: model_lib.Network, adam: optimizer_lib.Adam,
+                     hp: hparams_lib.HParams, steps_per_epoch: int, total_steps: int):
+  """Many Adam steps per call, over a split held in memory as tensors.
+
+  (pixels uint8 [E, 784], labels int32 [E], order int32 [E] (the epoch's shuffle), first_batch,
+  num_steps) -> per-step (summed loss, correct, learning rate, fake quant on), each [num_steps].
+  Step k trains on the examples order[(first_batch + k) * batch_size:][:batch_size], so the batches
+  are exactly those of a per-step loop over the shuffled epoch; one call replaces num_steps Python
+  round trips (and the tf.data iterator per epoch that stalled in its destructor).
+  """
+  train_step = _train_step_fn(network, adam, hp, steps_per_epoch, total_steps)
+  batch_size = hp.batch_size
+
+  @tf.function(input_signature=[_PIXELS_SPEC, _LABELS_SPEC, tf.TensorSpec([None], tf.int32),
+                                tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)],
+               autograph=False)
+  def train_steps(pixels, labels, order, first_batch, num_steps):
+    def body(k, losses, corrects, lrs, quantized):
+      start = (first_batch + k) * batch_size
+      indices = order[start:start + batch_size]
+      loss, correct, lr, quantize = train_step(tf.gather(pixels, indices),
+                                               tf.gather(labels, indices))
+      return (k + 1, losses.write(k, loss), corrects.write(k, correct), lrs.write(k, lr),
+              quantized.write(k, quantize))
+
+    arrays = [tf.TensorArray(dtype, size=num_steps)
+              for dtype in (tf.float32, tf.float32, tf.float32, tf.bool)]
+    # parallel_iterations=1: each step reads the variables the previous one wrote.
+    outputs = tf.while_loop(lambda k, *_: k < num_steps, body, [tf.constant(0)] + arrays,
+                            parallel_iterations=1)
+    return tuple(array.stack() for array in outputs[1:])
+
+  return train_steps
+
+
+def _make_forward_graph(network: model_lib.Network):
+  """The exported inference forward pass (fake quant on, no range tracking, no dropout), traced."""
+  @tf.function(input_signature=[tf.TensorSpec(
+      [None, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH, 1], tf.float32)], autograph=False)
+  def forward(images):
+    return network(images, quantize=True, training=False)
+
+  return forward
 
 
 def _make_step_summaries(network: model_lib.Network):
@@ -133,10 +201,14 @@ def _make_evaluation(network: model_lib.Network, adam: optimizer_lib.Adam,
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batch_labels, logits=logits)
     return tf.reduce_sum(losses), _count_correct(logits, batch_labels)
 
+  pixels, labels = tf.constant(pixels), tf.constant(labels)
+  count = int(labels.shape[0])
+
   def evaluate():
     loss_sum, correct_sum = (tf.add_n(sums) for sums in zip(*(
-        eval_step(*batch) for batch in data.eval_batches(pixels, labels)), strict=True))
-    return float(loss_sum) / len(labels), float(correct_sum) / len(labels)
+        eval_step(pixels[i:i + _EVAL_BATCH], labels[i:i + _EVAL_BATCH])
+        for i in range(0, count, _EVAL_BATCH)), strict=True))
+    return float(loss_sum) / count, float(correct_sum) / count
 
   return evaluate
 
@@ -175,39 +247,57 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
 
   train_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, TRAIN_LOG_SUBDIR))
   eval_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, EVAL_LOG_SUBDIR))
-  train_step = make_train_step(network, adam, hp, steps_per_epoch, total_steps)
+  train_steps = make_train_steps(network, adam, hp, steps_per_epoch, total_steps)
   write_step_summaries = _make_step_summaries(network)
   evaluate = _make_evaluation(network, adam, hp, eval_pixels, eval_labels)
 
   with train_writer.as_default():
-    tf.summary.image("input_images", features.to_images(train_pixels[:_NUM_LOGGED_IMAGES]),
-                     step=0, max_outputs=_NUM_LOGGED_IMAGES)
+    images = features.to_images(train_pixels[:_NUM_LOGGED_IMAGES])
+    tf.summary.image("input_images", images, step=0, max_outputs=_NUM_LOGGED_IMAGES)
+    # The forward pass as exported, for the Graphs tab: input_quant -> conv1 -> ... -> logits.
+    tf.summary.trace_on(graph=True, profiler=False)
+    _make_forward_graph(network)(images)
+    tf.summary.trace_export(FORWARD_GRAPH_TAG, step=0)
 
-  trained_examples, trained_seconds, epoch_throughputs = 0, 0.0, []
+  pixels_tensor, labels_tensor = tf.constant(train_pixels), tf.constant(train_labels)
+  trained_examples, trained_seconds, epoch_throughputs, eval_history = 0, 0.0, [], []
   eval_loss, eval_accuracy = evaluate()
   step = int(adam.step.numpy())
+  progress = progress_lib.TrainingProgress(
+      total_examples=min(total_steps * hp.batch_size, hp.epochs * len(train_labels)),
+      done_examples=min(step * hp.batch_size, int(epochs_done.numpy()) * len(train_labels)))
   for epoch in range(int(epochs_done.numpy()), hp.epochs):
     if step >= total_steps:
       break
     start = time.perf_counter()
-    loss_sum, correct_sum, examples = tf.constant(0.0), tf.constant(0.0), 0
+    order = tf.constant(data.epoch_order(len(train_labels), hp.seed, epoch), tf.int32)
+    loss_sum, correct_sum, examples = 0.0, 0.0, 0
+    epoch_end = min(total_steps, (epoch + 1) * steps_per_epoch)
     with train_writer.as_default():
-      for pixels, labels in data.epoch_batches(train_pixels, train_labels, hp.batch_size,
-                                               hp.seed, epoch):
-        if step >= total_steps:
-          break
-        trace = not trained_examples and not examples  # The first step of this process.
+      while step < epoch_end:
+        # A call ends at the next summary step (inclusive), the epoch's end or _MAX_STEPS_PER_CALL.
+        last = min(epoch_end - 1, step + _MAX_STEPS_PER_CALL - 1,
+                   step + (-step) % hp.summary_every_steps)
+        num_steps = last - step + 1
+        trace = not trained_examples and not examples  # The first call of this process.
         if trace:
           tf.summary.trace_on(graph=True, profiler=False)
-        loss, correct, lr, quantize = train_step(pixels, labels)
+        losses, corrects, lrs, quantized = train_steps(
+            pixels_tensor, labels_tensor, order, tf.constant(step - epoch * steps_per_epoch),
+            tf.constant(num_steps))
         if trace:
           tf.summary.trace_export("train_step", step=step)
-        if step % hp.summary_every_steps == 0:
-          write_step_summaries(tf.constant(step, tf.int64), loss / len(labels),
-                               correct / len(labels), lr, quantize)
-        loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
-        examples += len(labels)
-        step += 1
+        batch_examples = min(len(train_labels), (last + 1 - epoch * steps_per_epoch) *
+                             hp.batch_size) - (step - epoch * steps_per_epoch) * hp.batch_size
+        if last % hp.summary_every_steps == 0:
+          last_batch = batch_examples - (num_steps - 1) * hp.batch_size
+          write_step_summaries(tf.constant(last, tf.int64), losses[-1] / last_batch,
+                               corrects[-1] / last_batch, lrs[-1], quantized[-1])
+        call_loss, call_correct = float(tf.reduce_sum(losses)), float(tf.reduce_sum(corrects))
+        loss_sum, correct_sum = loss_sum + call_loss, correct_sum + call_correct
+        examples += batch_examples
+        progress.update(batch_examples, call_loss, call_correct)
+        step = last + 1
       epoch_seconds = time.perf_counter() - start
       epoch_throughputs.append(examples / epoch_seconds)
       tf.summary.scalar("examples_per_second", epoch_throughputs[-1], step=step)
@@ -217,12 +307,14 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
       tf.summary.scalar("accuracy", eval_accuracy, step=step)
     trained_examples += examples
     trained_seconds += time.perf_counter() - start
+    eval_history.append((trained_seconds, eval_accuracy))
     epochs_done.assign(epoch + 1)
     manager.save(checkpoint_number=epoch + 1)
     logging.info("Epoch %d/%d: loss %.4f, train accuracy %.4f, eval accuracy %.4f, "
                  "%.0f examples/s, fake quant %s.", epoch + 1, hp.epochs,
-                 float(loss_sum) / examples, float(correct_sum) / examples, eval_accuracy,
+                 loss_sum / examples, correct_sum / examples, eval_accuracy,
                  epoch_throughputs[-1], "on" if _quantize_at(hp, step) else "off")
+  progress.close()
   train_writer.flush()
   eval_writer.flush()
 
@@ -234,4 +326,5 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
       epochs=int(epochs_done.numpy()),
       examples_per_second=trained_examples / trained_seconds if trained_seconds else 0.0,
       epoch_examples_per_second=tuple(epoch_throughputs),
-      train_seconds=trained_seconds, checkpoint_dir=checkpoint_dir)
+      train_seconds=trained_seconds, eval_history=tuple(eval_history),
+      checkpoint_dir=checkpoint_dir)

@@ -2,6 +2,7 @@
 
 import collections
 import os
+import re
 import shutil
 
 import numpy as np
@@ -10,8 +11,12 @@ from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 
+from tests import fixtures_data
 from tests import fixtures_model
 from trainer_module import hparams as hparams_lib
+from trainer_module import model as model_lib
+from trainer_module import optimizer as optimizer_lib
+from trainer_module import progress
 from trainer_module import train
 
 pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
@@ -78,10 +83,19 @@ def test_interrupted_training_resumes_and_ends_equal(trained_model, examples_dir
                            tf.train.latest_checkpoint(checkpoint_dir))
 
 
-def test_quant_delay_switches_fake_quant_on_while_ranges_track_from_step_0(examples_dir,
-                                                                           tmp_path):
+def test_quant_delay_switches_fake_quant_on_while_ranges_track_from_step_0(
+    examples_dir, tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv(progress.ENV_VAR, "lines")
   hparams = {"epochs": 1, "quant_delay": 5, "summary_every_steps": 1}
   run = fixtures_model.train_on_slice(examples_dir, str(tmp_path), hparams)
+  # The progress display in `lines` mode: one plain line per quarter of the run, on stderr.
+  lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training")]
+  total, batch = fixtures_data.SLICE_TRAIN, hparams_lib.HParams().batch_size
+  done = [min(total, -(-quarter * total // 4 // batch) * batch) for quarter in (1, 2, 3, 4)]
+  assert [line.split(" examples")[0] for line in lines] == [
+      f"training: {examples}/{total}" for examples in done]
+  assert all(re.search(r"examples/s, loss \d\.\d{4}, accuracy \d\.\d{4}, ETA", line)
+             for line in lines)
   events = _events(os.path.join(run.model_run_dir, train.TRAIN_LOG_SUBDIR))
   active = _scalar_series(events, "fake_quant_active")
   assert [step for step, _ in active] == list(range(run.result.steps))
@@ -94,23 +108,48 @@ def test_tensorboard_logs(trained_model):
   train_events = _events(os.path.join(trained_model.model_run_dir, train.TRAIN_LOG_SUBDIR))
   scalars = _plugin_tags(train_events, "scalars")
   assert {"loss", "accuracy", "learning_rate", "examples_per_second"} <= scalars
-  for quantizer in ("conv1_relu_quant", "conv2_relu_quant", "dense1_relu_quant", "logits_quant"):
+  convs = [f"conv{i + 1}" for i in range(len(hparams_lib.HParams().conv_filters))]
+  for quantizer in [f"{conv}_relu_quant" for conv in convs] + ["dense1_relu_quant", "logits_quant"]:
     assert {f"quant_ranges/{quantizer}/min", f"quant_ranges/{quantizer}/max"} <= scalars
   histograms = _plugin_tags(train_events, "histograms")
-  assert {f"weights/qat_cnn/{layer}/{variable}" for layer in ("conv1", "conv2", "dense1", "logits")
+  assert {f"weights/qat_cnn/{layer}/{variable}" for layer in convs + ["dense1", "logits"]
           for variable in ("w", "b")} == histograms
   assert _plugin_tags(train_events, "images") == {"input_images"}
   # The Graphs tab's "train_step" run: the traced step with its FakeQuant ops (and gradients).
-  assert _plugin_tags(train_events, "graph_run_metadata_graph") == {"train_step"}
+  assert _plugin_tags(train_events, "graph_run_metadata_graph") == {
+      "train_step", train.FORWARD_GRAPH_TAG}
   run_metadata = config_pb2.RunMetadata.FromString(
       train_events.Tensors("train_step")[0].tensor_proto.string_val[0])
-  graph = run_metadata.function_graphs[0].pre_optimization_graph
+  # The multi-step training function: a While loop over the step, whose body and branches are
+  # library functions.
+  (graph,) = [function_graph.pre_optimization_graph
+              for function_graph in run_metadata.function_graphs
+              if any(node.op == "While" for node in function_graph.pre_optimization_graph.node)]
   ops = collections.Counter(node.op for function in graph.library.function
                             for node in function.node_def)
   assert (ops["FakeQuantWithMinMaxArgs"], ops["FakeQuantWithMinMaxVarsPerChannel"],
-          ops["FakeQuantWithMinMaxVars"]) == (1, 2, 6)
+          ops["FakeQuantWithMinMaxVars"]) == (1, len(convs), 2 + len(convs) + 2)
+  # The "forward" run: the inference graph as exported, each module's ops in its name scope.
+  assert _plugin_tags(train_events, "graph_run_metadata_graph") >= {train.FORWARD_GRAPH_TAG}
+  run_metadata = config_pb2.RunMetadata.FromString(
+      train_events.Tensors(train.FORWARD_GRAPH_TAG)[0].tensor_proto.string_val[0])
+  (forward_graph,) = run_metadata.function_graphs
+  nodes = {node.name: node for node in forward_graph.pre_optimization_graph.node}
+  scopes = {name.split("/")[1] for name in nodes if name.startswith("qat_cnn/")}
+  assert scopes >= {"input_quant", "conv1", "conv1_relu_quant", "pool1", "conv2",
+                    "conv2_relu_quant", "pool2", "flatten", "dense1", "dense1_relu_quant",
+                    "logits", "logits_quant"}
+  assert "qat_cnn/conv1/weight_quant/FakeQuantWithMinMaxVarsPerChannel" in nodes
+  assert nodes["qat_cnn/conv1/Conv2D"].input[0].startswith("qat_cnn/input_quant/FakeQuant")
+  assert nodes["qat_cnn/pool1"].op == "MaxPool"
+  assert not any(node.op == "AssignVariableOp" for node in nodes.values())  # No range updates.
   learning_rates = [lr for _, lr in _scalar_series(train_events, "learning_rate")]
-  assert learning_rates == sorted(learning_rates, reverse=True) and len(learning_rates) > 1
+  # One cycle: up from a tenth of the peak during the warm-up, then down towards 0.
+  peak = learning_rates.index(max(learning_rates))
+  assert learning_rates[0] == pytest.approx(hparams_lib.HParams().learning_rate / 10)
+  assert learning_rates[:peak + 1] == sorted(learning_rates[:peak + 1])
+  assert learning_rates[peak:] == sorted(learning_rates[peak:], reverse=True)
+  assert len(learning_rates) > 2 and learning_rates[-1] < learning_rates[peak]
 
   eval_events = _events(os.path.join(trained_model.model_run_dir, train.EVAL_LOG_SUBDIR))
   accuracy = _scalar_series(eval_events, "accuracy")
@@ -164,3 +203,41 @@ def test_checkpoint_dir_is_keyed_by_data_and_hyperparameters(tmp_path):
                                   ["a/Split-train/*"], "run1") != key_dir
   assert train.checkpoint_dir_for(hparams_lib.HParams(), ["a"], "run1") == os.path.join(
       "run1", train.CHECKPOINT_SUBDIR)
+
+
+def test_shift_translates_each_image_by_its_own_offset():
+  images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 251 + 1
+  pixels = tf.constant(images.reshape(3, -1), tf.uint8)
+  shifted = train._shift(pixels, 2, tf.constant([0, 7], tf.int64)).numpy().reshape(3, 28, 28)
+  padded = np.pad(images, [[0, 0], [2, 2], [2, 2]])
+  offsets = set()
+  for image, original in zip(shifted, padded, strict=True):
+    # Exactly one window of the zero-padded image, i.e. a translation by (dy, dx) in [-2, 2]^2.
+    (window,) = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if np.array_equal(original[dy:dy + 28, dx:dx + 28], image)]
+    offsets.add(window)
+  assert len(offsets) > 1  # Not one offset for the whole batch.
+
+
+def test_one_cycle_learning_rate():
+  hp = hparams_lib.HParams(lr_schedule="one_cycle", learning_rate=1.0, warmup_fraction=0.2)
+  rates = [float(optimizer_lib.learning_rate(hp, step, 10, 100)) for step in (0, 10, 20, 60, 100)]
+  assert rates == pytest.approx([0.1, 0.55, 1.0, 0.5, 0.0], abs=1e-6)
+
+
+def test_presets_set_their_values_and_explicit_keys_win():
+  large = hparams_lib.HParams.from_config({"preset": "cnn_large"})
+  assert (large.conv_filters, large.epochs, large.lr_schedule) == ((32, 64), 10, "cosine")
+  assert hparams_lib.HParams.from_config({"preset": "cnn_large", "epochs": 2}).epochs == 2
+  assert hparams_lib.HParams.from_config({"preset": "default"}) == hparams_lib.HParams()
+  with pytest.raises(ValueError, match="Unknown trainer preset 'huge'"):
+    hparams_lib.HParams.from_config({"preset": "huge"})
+
+
+def test_training_flop_of_the_default_is_within_the_budget():
+  # Issue 10: <= 4 TFLOP for the default run on the 60,000 training images.
+  hp = hparams_lib.HParams()
+  assert model_lib.training_flop(hp, 60000) <= 4e12
+  large = hparams_lib.HParams.from_config({"preset": "cnn_large"})
+  assert model_lib.forward_macs(large) == (28 * 28 * 9 * 32 + 14 * 14 * 9 * 32 * 64 +
+                                           7 * 7 * 64 * 128 + 128 * 10)
