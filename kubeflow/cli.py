@@ -99,11 +99,17 @@ def _default_output() -> str:
 
 
 def _compile(args: argparse.Namespace, output: str):
+  """Raises PipelineInputError for a path the pods cannot read or settings the pipeline refuses."""
   from mnist_tfx.kubeflow import runner
-  return runner.compile_pipeline(
-      output, image=args.image, pipeline_root=args.pipeline_root, data_dir=args.data_dir,
-      beam_pipeline_args=args.beam_args, pipeline_name=args.pipeline_name,
-      paths_mounted_in_pods=args.paths_mounted_in_pods, **options.pipeline_options(args))
+  try:
+    return runner.compile_pipeline(
+        output, image=args.image, pipeline_root=args.pipeline_root, data_dir=args.data_dir,
+        beam_pipeline_args=args.beam_args, pipeline_name=args.pipeline_name,
+        paths_mounted_in_pods=args.paths_mounted_in_pods, **options.pipeline_options(args))
+  except PipelineInputError:
+    raise
+  except ValueError as error:  # Refused by create_pipeline (thresholds, hyperparameters, ...).
+    raise PipelineInputError(f"bad settings: {error}") from error
 
 
 def compile_command(args: argparse.Namespace) -> int:

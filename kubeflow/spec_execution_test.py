@@ -31,20 +31,28 @@ CONTAINER_TASKS = ("MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "Examp
 @pytest.fixture(scope="module")
 def two_runs(mnist_slice_dir, unpacked_wheel, tmp_path_factory):
   root = tmp_path_factory.mktemp("kfp_root")
-  spec_file = str(tmp_path_factory.mktemp("spec") / "pipeline.yaml")
-  assert cli.main([
-      "kubeflow", "compile", "--output", spec_file, "--image", "stand-in/not-pulled:test",
-      "--pipeline-root", str(root / "pipeline_root"), "--data-dir", mnist_slice_dir,
-      "--paths-mounted-in-pods", "--beam-arg=--direct_running_mode=in_memory",
-      # One small epoch; bless from 0.5 and whatever the baseline did, so both runs push.
-      "--epochs", "1", "--train-config", "batch_size=16", "--train-config", "max_shift=0",
-      "--min-int8-accuracy", "0.5", "--max-quantization-drop", "0.5",
-      "--baseline-tolerance", "1.0"]) == 0
+
+  def compile_spec(seed: int) -> dict:
+    spec_file = str(tmp_path_factory.mktemp("spec") / "pipeline.yaml")
+    assert cli.main([
+        "kubeflow", "compile", "--output", spec_file, "--image", "stand-in/not-pulled:test",
+        "--pipeline-root", str(root / "pipeline_root"), "--data-dir", mnist_slice_dir,
+        "--paths-mounted-in-pods", "--beam-arg=--direct_running_mode=in_memory",
+        # One small epoch; bless from 0.5 and whatever the baseline did, so both runs push.
+        "--epochs", "1", "--train-config", "batch_size=16", "--train-config", "max_shift=0",
+        "--train-config", f"seed={seed}", "--min-int8-accuracy", "0.5",
+        "--max-quantization-drop", "0.5", "--baseline-tolerance", "1.0"]) == 0
+    return runner.read_pipeline_spec(spec_file)
+
   driver = kfp_v2_driver.PipelineSpecRunner(
-      runner.read_pipeline_spec(spec_file), pipeline_root=str(root / "pipeline_root"),
+      compile_spec(seed=0), pipeline_root=str(root / "pipeline_root"),
       work_dir=str(root / "pods"), python_path=unpacked_wheel,
       env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"})
   first = driver.run("run-1", kfp_v2_driver.Launcher.VERTEX)
+  # Run 2 is the same pipeline resubmitted with another seed: a new model, which the evaluator
+  # must compare with run 1's blessed one (an identical model would be recognised as the same
+  # bytes and not judged against itself, nor pushed again).
+  driver.spec = compile_spec(seed=1)
   second = driver.run("run-2", kfp_v2_driver.Launcher.OPEN_SOURCE)
   for name, runs in (("run-1 (Vertex AI inputs)", first),
                      ("run-2 (open-source launcher inputs)", second)):

@@ -173,15 +173,18 @@ def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO
     from components.mnist_example_gen import download  # Only users with network need it.
     data_dir = download.fetch_mnist(args.download_cache)
   metadata_config = local_runner.metadata_config(pipeline_root)
-  pipeline = pipeline_def.create_pipeline(
-      pipeline_root=pipeline_root,
-      data_dir=data_dir,
-      pipeline_name=args.pipeline_name,
-      metadata_connection_config=metadata_config,
-      beam_pipeline_args=args.beam_args or local_runner.default_beam_args(),
-      enable_cache=not args.no_cache,
-      **options.pipeline_options(args),
-  )
+  try:
+    pipeline = pipeline_def.create_pipeline(
+        pipeline_root=pipeline_root,
+        data_dir=data_dir,
+        pipeline_name=args.pipeline_name,
+        metadata_connection_config=metadata_config,
+        beam_pipeline_args=args.beam_args or local_runner.default_beam_args(),
+        enable_cache=not args.no_cache,
+        **options.pipeline_options(args),
+    )
+  except ValueError as error:  # Settings the pipeline refuses when it is built: the user's to fix.
+    raise errors.PipelineInputError(f"bad settings: {error}") from error
 
   def describe(node_id: str) -> str:
     state, outputs = mlmd_queries.node_run_outputs(metadata_config, args.pipeline_name, node_id)

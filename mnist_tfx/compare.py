@@ -8,14 +8,9 @@ OUTPUT/comparison.json and two PNG plots.
 import argparse
 import os
 
+from mnist_tfx import options
+
 DEFAULT_OUTPUT = os.path.join("output", "compare")
-
-
-def _positive_int(text: str) -> int:
-  value = int(text)
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-  return value
 
 
 def add_parser(commands) -> None:
@@ -34,7 +29,7 @@ def add_parser(commands) -> None:
       "--data-dir", default=cli.BUNDLED_DATA_DIR,
       help="A directory with the four MNIST-format IDX files (as for `run`). Default: the MNIST "
       "bundled with this repository.")
-  compare.add_argument("--epochs", type=_positive_int,
+  compare.add_argument("--epochs", type=options.positive_int,
                        help="Epochs for every route (default: each route's own: 5 for the seed's "
                        "Keras MLP, the hand-built trainer's default for the others; 1 with "
                        "--quick).")

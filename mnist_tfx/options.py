@@ -38,6 +38,14 @@ def pipeline_name(text: str) -> str:
     raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def positive_int(text: str) -> int:
+  """An argparse type: an integer of at least 1."""
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+  return value
+
+
 def add_pipeline_root(parser: argparse.ArgumentParser) -> None:
   """--pipeline-root and --pipeline-name, as `run`, `tensorboard` and the report read them."""
   parser.add_argument(
@@ -94,7 +102,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
       help=f"{configs.HAND_BUILT_TRAINER}: the quantization-aware CNN written with tf.Module and "
       f"tf.nn (what ships); {configs.KERAS_BASELINE_TRAINER}: the seed's Keras example, for "
       "comparison (default: %(default)s).")
-  training.add_argument("--epochs", type=int, help="Training epochs (default: the trainer's).")
+  training.add_argument("--epochs", type=positive_int,
+                        help="Training epochs, at least 1 (default: the trainer's).")
   training.add_argument(
       "--train-config", action="append", default=[], metavar="KEY=VALUE", type=key_value,
       help="A trainer hyperparameter, repeatable; VALUE is JSON or a plain string, e.g. "
@@ -123,7 +132,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                     "none, the CPU int8 model is pushed and the summary says so).")
   push.add_argument("--compiler-flag", action="append", dest="compiler_flags",
                     default=list(pusher_constants.DEFAULT_COMPILER_FLAGS), metavar="FLAG",
-                    help="An extra edgetpu_compiler flag, repeatable.")
+                    help="An extra edgetpu_compiler flag, repeatable; write flags that start "
+                    "with a dash with '=', e.g. --compiler-flag=-m --compiler-flag=13.")
   push.add_argument("--compiler-timeout", type=int, dest="compiler_timeout_seconds",
                     default=pusher_constants.DEFAULT_COMPILER_TIMEOUT_SECONDS, metavar="SECONDS",
                     help="Kill edgetpu_compiler and fail the push after this many seconds "
@@ -131,11 +141,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
   push.add_argument("--require-edgetpu", action=argparse.BooleanOptionalAction,
                     default=pusher_constants.DEFAULT_REQUIRE_EDGETPU,
                     help="Fail the push instead of pushing a CPU-only model when no Edge TPU "
-                    "binary can be produced (default: %(default)s).")
+                    "binary can be produced.")
   push.add_argument("--require-full-edgetpu-mapping", action=argparse.BooleanOptionalAction,
                     default=pusher_constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING,
                     help="Fail the push when some operations would run on the CPU instead of the "
-                    "Edge TPU (default: %(default)s).")
+                    "Edge TPU.")
 
 
 def pipeline_options(args: argparse.Namespace) -> Dict[str, Any]:

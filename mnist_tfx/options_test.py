@@ -52,3 +52,11 @@ def test_the_rule_is_the_one_tfx_enforces_when_compiling_for_kubeflow():
   for name in BAD_NAMES:
     with pytest.raises(ValueError):
       pipeline_builder._check_name(name)  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1"])
+def test_epochs_below_one_are_refused_at_parsing(epochs, capsys):
+  with pytest.raises(SystemExit) as exited:
+    cli.build_parser().parse_args(["run", "--epochs", epochs])
+  assert exited.value.code == 2
+  assert f"--epochs: must be at least 1, got {epochs}" in capsys.readouterr().err

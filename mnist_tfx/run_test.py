@@ -344,6 +344,17 @@ def test_bad_label_ends_with_one_line_naming_the_file_and_exit_code_2(tmp_path):
       files for _, _, files in os.walk(examples_dir))
 
 
+def test_bad_hyperparameter_is_bad_input_refused_before_anything_runs(tmp_path, mnist_slice_dir):
+  """A setting create_pipeline refuses is exit code 2, named, before any component runs."""
+  pipeline_root = str(tmp_path / "pipeline")
+  run = cli_runs.run_cli(pipeline_root, mnist_slice_dir, "--train-config", "foo=1")
+  assert run.returncode == console.EXIT_BAD_INPUT
+  assert run.stderr.splitlines()[-1].startswith(
+      "mnist-tfx run failed: bad settings: Unknown trainer hyperparameter(s) ['foo']")
+  assert not any(" done in " in line for line in run.lines)  # No component ran.
+  assert not os.path.exists(os.path.join(pipeline_root, "MnistExampleGen"))
+
+
 def test_internal_failure_exits_1_with_one_line_and_the_traceback_with_verbose(tmp_path,
                                                                                mnist_slice_dir):
   """A failure that is not bad input (here Beam rejects the runner) is exit code 1.

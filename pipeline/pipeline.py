@@ -87,6 +87,12 @@ def create_pipeline(
                                  allow_anomalies=allow_anomalies)
 
   custom_config = dict(train_config or {})
+  # Bad hyperparameters fail here, when the pipeline is built, not after the data half ran.
+  if trainer == configs.HAND_BUILT_TRAINER:
+    hparams_lib.HParams.from_config(custom_config)
+  else:
+    from trainer_module import keras_baseline  # Imports tfmot: only for the baseline.
+    keras_baseline.parse_config(custom_config)
   # The Trainer's cache key holds run_fn's import path, not the code behind it: this makes it
   # follow the training code (and the hand-built trainer keys its checkpoints by it too).
   custom_config[hparams_lib.CODE_FINGERPRINT_KEY] = code_fingerprint.fingerprint()

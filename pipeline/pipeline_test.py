@@ -33,6 +33,11 @@ def test_wires_every_component_with_the_gate_before_training(tmp_path):
     ({"baseline_tolerance": 2}, r"baseline_tolerance is a fraction"),
     ({"compiler_timeout_seconds": 0}, r"compiler_timeout_seconds must be positive, got 0"),
     ({"compiler_flags": "-m 13"}, r"compiler_flags must be a sequence of strings"),
+    ({"train_config": {"foo": 1}}, r"Unknown trainer hyperparameter\(s\) \['foo'\]; known: "
+                                   r"\[.*'preset'.*\]"),
+    ({"train_config": {"learning_rate": "abc"}}, r"learning_rate='abc' is not a float"),
+    ({"trainer": "keras-baseline", "train_config": {"quantize": "maybe"}},
+     r"quantize must be a boolean"),
 ], ids=lambda value: str(value)[:40])
 def test_bad_settings_fail_when_the_pipeline_is_built(tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):

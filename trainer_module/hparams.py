@@ -82,7 +82,8 @@ class HParams:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(config) - set(fields))
     if unknown:
-      raise ValueError(f"Unknown trainer hyperparameter(s) {unknown}; known: {sorted(fields)}.")
+      known = sorted(set(fields) - {CODE_FINGERPRINT_KEY} | {PRESET_KEY})
+      raise ValueError(f"Unknown trainer hyperparameter(s) {unknown}; known: {known}.")
     defaults = cls()
     values = {}
     for name, value in config.items():
