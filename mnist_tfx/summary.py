@@ -7,6 +7,9 @@ report (report.py) all read artifacts through these.
 
 import json
 import os
+import shlex
+import shutil
+import sys
 from typing import Any, Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
@@ -147,4 +150,11 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
 
 
 def tensorboard_command(pipeline_root: str) -> str:
-  return f"mnist-tfx tensorboard --pipeline-root {pipeline_root}"
+  """The command that serves this run in TensorBoard, runnable as printed: the `mnist-tfx` of
+  this installation (e.g. .venv/bin/mnist-tfx after `make run`) unless it is the one on PATH; the
+  root quoted for the shell (pipeline roots may hold spaces or commas)."""
+  installed = os.path.join(os.path.dirname(sys.executable), "mnist-tfx")
+  on_path = shutil.which("mnist-tfx")
+  program = "mnist-tfx" if on_path and os.path.realpath(on_path) == os.path.realpath(
+      installed) else os.path.relpath(installed) if os.path.exists(installed) else "mnist-tfx"
+  return f"{program} tensorboard --pipeline-root {shlex.quote(pipeline_root)}"
