@@ -13,6 +13,7 @@ BENCHMARKS.md.
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -36,6 +37,13 @@ from serving import model_store
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVAL_IMAGES = os.path.join(REPO_ROOT, "data", "mnist", "t10k-images-idx3-ubyte.gz")
 BATCH_SIZES = (32, 256)
+
+def _uvicorn_stack() -> str:
+  """The event loop and HTTP parser uvicorn's "auto" settings pick: the C ones when installed."""
+  loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+  http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+  return f"{loop} + {http}"
+
 
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -194,8 +202,8 @@ def main() -> None:
       .tolist()}))
 
   print(f"## Serving\n\n{datetime.date.today()}, `.venv/bin/python benchmarks/bench_serving.py "
-        f"--push-destination {args.push_destination} --seconds {args.seconds}`: `python -m serving serve` (one uvicorn process, asyncio + "
-        f"h11, access log off) on version {loaded.version} ({loaded.device}, "
+        f"--push-destination {args.push_destination} --seconds {args.seconds}`: `python -m serving serve` (one uvicorn process, {_uvicorn_stack()}, "
+        f"access log off) on version {loaded.version} ({loaded.device}, "
         f"`{pusher_constants.MODEL_FILE}` {os.path.getsize(os.path.join(loaded.path, pusher_constants.MODEL_FILE)):,} "
         f"bytes), loaded by `wrk -t1 --latency` (keep-alive, {args.seconds} s per row) on the same "
         f"machine: **client and server share its {os.cpu_count()} cores**. Machine: "
