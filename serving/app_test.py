@@ -19,7 +19,6 @@ from components import int8_runtime
 from serving import app as app_lib
 from serving import preprocess
 from tests import fixtures_model
-from tests import fixtures_serving
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +26,8 @@ NUM_IMAGES = 16
 
 
 @pytest.fixture(scope="module")
-def server(pushed_version, tmp_path_factory):
-  server = fixtures_serving.start_server(
-      pushed_version.destination, str(tmp_path_factory.mktemp("server") / "server.log"))
-  yield server
-  server.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-  with httpx.Client(base_url=server.url, timeout=30) as client:
+def client(serving_server):
+  with httpx.Client(base_url=serving_server.url, timeout=30) as client:
     yield client
 
 

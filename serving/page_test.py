@@ -12,8 +12,6 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests import fixtures_serving
-
 pytestmark = pytest.mark.integration
 
 # Strokes in canvas pixels (280 x 280), each a list of points dragged through.
@@ -21,14 +19,6 @@ DIGIT_STROKES = {
     "1": [[(140, 40), (140, 100), (140, 160), (140, 240)]],
     "7": [[(70, 50), (140, 50), (210, 50), (180, 120), (150, 180), (130, 240)]],
 }
-
-
-@pytest.fixture(scope="module")
-def server(pushed_version, tmp_path_factory):
-  server = fixtures_serving.start_server(
-      pushed_version.destination, str(tmp_path_factory.mktemp("page") / "server.log"))
-  yield server
-  server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +49,8 @@ def draw(browser, canvas, strokes):
 
 
 @pytest.mark.parametrize("digit", sorted(DIGIT_STROKES))
-def test_drawn_digit_is_classified_on_the_page(server, browser, digit, tmp_path):
-  browser.get(server.url + "/")
+def test_drawn_digit_is_classified_on_the_page(serving_server, browser, digit, tmp_path):
+  browser.get(serving_server.url + "/")
   wait = WebDriverWait(browser, 20)
   model = browser.find_element(By.ID, "model")
   wait.until(lambda _: model.get_attribute("data-version"))

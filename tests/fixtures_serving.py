@@ -120,3 +120,12 @@ def start_server(destination: str, log_path: str, extra_args: Optional[List[str]
     time.sleep(0.2)
   server.stop()
   raise RuntimeError(f"the server did not answer {probe} in {timeout} s:\n{server.log()}")
+
+
+@pytest.fixture(scope="module")
+def serving_server(pushed_version, tmp_path_factory):
+  """`python -m serving serve` on loopback over pushed_version's destination, one per module."""
+  server = start_server(pushed_version.destination,
+                        str(tmp_path_factory.mktemp("server") / "server.log"))
+  yield server
+  server.stop()
