@@ -20,8 +20,10 @@ test: $(INSTALLED) $(BROWSER)
 test-fast: $(INSTALLED)
 	$(VENV)/bin/python -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
 
+# Style (ruff) and the layers of .importlinter: who may import whom, no cycles, serving TF-free.
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # A venv with pip seeded (TFX installs user modules with pip), uv inside it for a fast,
 # reproducible install from the lock file, then this project without re-resolving. Bytecode is

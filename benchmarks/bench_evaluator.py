@@ -3,7 +3,7 @@
 Writes the full MNIST with MnistExampleGen's executor, trains the QAT CNN briefly with the
 trainer's API (1 epoch by default: this measures the evaluator, not the model), runs the
 Int8Evaluator executor on the 10,000-image eval split (DirectRunner), and times the int8 model with
-components.int8_runtime: batched throughput (2 threads) and single-image latency (1 thread).
+core.int8_runtime: batched throughput (2 threads) and single-image latency (1 thread).
 Prints a Markdown section for BENCHMARKS.md.
 
   .venv/bin/python benchmarks/bench_evaluator.py [--epochs 1] [--model_dir SAVED_MODEL] [--work_dir D]
@@ -24,15 +24,16 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
-from components import contract
-from components import features
-from components import int8_runtime
-from components import int8_tflite
 from components.evaluator import blessing as blessing_lib
 from components.evaluator import constants as evaluator_constants
 from components.evaluator import executor as evaluator_executor
 from components.mnist_example_gen import constants as example_gen_constants
 from components.mnist_example_gen import executor as example_gen_executor
+from core import contract
+from core import evaluation_metrics
+from core import features
+from core import int8_runtime
+from core import int8_tflite
 from trainer_module import train
 
 MNIST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -73,7 +74,7 @@ def run_evaluator(work_dir: str, examples: standard_artifacts.Examples, model_ur
        evaluator_constants.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
        evaluator_constants.EVAL_SPLIT_KEY: contract.EVAL_SPLIT})
   seconds = time.perf_counter() - start
-  with open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME)) as f:
     return seconds, json.load(f)
 
 

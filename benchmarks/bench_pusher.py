@@ -25,8 +25,6 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
-from components import contract
-from components import int8_tflite
 from components.evaluator import constants as evaluator_constants
 from components.mnist_example_gen import constants as example_gen_constants
 from components.mnist_example_gen import executor as example_gen_executor
@@ -35,6 +33,8 @@ from components.pusher import edgetpu_compatibility
 from components.pusher import executor as pusher_executor
 from components.pusher import versioned_push
 from components.pusher.testdata import standins
+from core import contract
+from core import int8_tflite
 from tests import mnist_slices
 from trainer_module import train
 

@@ -28,9 +28,9 @@ import httpx
 import numpy as np
 import orjson
 
-from components import int8_runtime
 from components.mnist_example_gen import idx
-from components.pusher import constants as pusher_constants
+from core import int8_runtime
+from core import push_manifest
 from serving import app as app_lib
 from serving import model_store
 
@@ -189,7 +189,7 @@ def main() -> None:
     server.wait()
   load_after = loadavg()
 
-  with open(os.path.join(loaded.path, pusher_constants.MODEL_FILE), "rb") as f:
+  with open(os.path.join(loaded.path, push_manifest.MODEL_FILE), "rb") as f:
     classifier = int8_runtime.Int8Classifier(f.read(), num_threads=1)
   one = images[:1]
   direct_single = time_loop(lambda: classifier.predict_pixels(one))
@@ -204,7 +204,7 @@ def main() -> None:
   print(f"## Serving\n\n{datetime.date.today()}, `.venv/bin/python benchmarks/bench_serving.py "
         f"--push-destination {args.push_destination} --seconds {args.seconds}`: `python -m serving serve` (one uvicorn process, {_uvicorn_stack()}, "
         f"access log off) on version {loaded.version} ({loaded.device}, "
-        f"`{pusher_constants.MODEL_FILE}` {os.path.getsize(os.path.join(loaded.path, pusher_constants.MODEL_FILE)):,} "
+        f"`{push_manifest.MODEL_FILE}` {os.path.getsize(os.path.join(loaded.path, push_manifest.MODEL_FILE)):,} "
         f"bytes), loaded by `wrk -t1 --latency` (keep-alive, {args.seconds} s per row) on the same "
         f"machine: **client and server share its {os.cpu_count()} cores**. Machine: "
         f"{machine()}, {platform.python_implementation()} {platform.python_version()}; load "

@@ -1,7 +1,7 @@
 """Trainer benchmark on the full MNIST: time and compute to an int8 accuracy, per preset and seed.
 
 Trains each preset (hparams.PRESETS; `default` is what ships) on all 60,000 training images with
-the project's own training loop, converts the result with components.int8_tflite and scores the
+the project's own training loop, converts the result with core.int8_tflite and scores the
 int8 model on the 10,000 test images. Prints, with the machine line (CPU model, ISA flags, cores,
 load) beside every figure, a Markdown section for BENCHMARKS.md:
   - time to accuracy: wall seconds and TFLOP until the per-epoch test accuracy (fake quant, which
@@ -27,10 +27,10 @@ from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import tensorflow as tf
 
-from components import contract
-from components import features
-from components import int8_tflite
 from components.mnist_example_gen import idx
+from core import contract
+from core import features
+from core import int8_tflite
 from trainer_module import hparams as hparams_lib
 from trainer_module import model as model_lib
 from trainer_module import train

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
-from components import features
+from core import features
 from pipeline import pipeline as pipeline_def
 from tests import mnist_slices
 

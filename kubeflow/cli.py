@@ -1,17 +1,17 @@
 """`mnist-tfx kubeflow compile|submit`: the pipeline on Kubeflow Pipelines v2.
 
 `compile` writes the pipeline spec; `submit` compiles it and starts a run through `kfp.Client`.
-Both take the pipeline options every runner shares (mnist_tfx/options.py); only the cluster's own
+Both take the pipeline options every runner shares (pipeline/options.py); only the cluster's own
 flags are defined here.
 """
 
 import argparse
 import os
-import sys
 
-from components.errors import PipelineInputError
-from mnist_tfx import options
+from core import errors
+from core import paths
 from pipeline import configs
+from pipeline import options
 
 
 def _add_compile_options(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def _add_compile_options(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--pipeline-root", required=True,
                       help="Artifact root the pods can write, e.g. gs://bucket/mnist-edgetpu. "
                       "Every artifact, the trainer's checkpoints and (unless --push-destination "
-                      f"says otherwise) the pushed models PIPELINE_ROOT/{configs.PUSHED_MODELS_DIR}"
+                      f"says otherwise) the pushed models PIPELINE_ROOT/{paths.PUSHED_MODELS_DIR}"
                       " go under it.")
   parser.add_argument("--data-dir", required=True,
                       help="MNIST-format IDX files the pods can read (the four standard names, "
@@ -94,50 +94,39 @@ def add_parser(commands) -> None:
 
 
 def _default_output() -> str:
-  from mnist_tfx.kubeflow import runner
+  from . import runner
   return runner.SPEC_FILE_NAME
 
 
 def _compile(args: argparse.Namespace, output: str):
   """Raises PipelineInputError for a path the pods cannot read or settings the pipeline refuses."""
-  from mnist_tfx.kubeflow import runner
+  from . import runner
   try:
     return runner.compile_pipeline(
         output, image=args.image, pipeline_root=args.pipeline_root, data_dir=args.data_dir,
         beam_pipeline_args=args.beam_args, pipeline_name=args.pipeline_name,
         paths_mounted_in_pods=args.paths_mounted_in_pods, **options.pipeline_options(args))
-  except PipelineInputError:
+  except errors.PipelineInputError:
     raise
   except ValueError as error:  # Refused by create_pipeline (thresholds, hyperparameters, ...).
-    raise PipelineInputError(f"bad settings: {error}") from error
+    raise errors.PipelineInputError(f"bad settings: {error}") from error
 
 
 def compile_command(args: argparse.Namespace) -> int:
-  try:
-    _compile(args, args.output)
-  except PipelineInputError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  _compile(args, args.output)
   print(f"Kubeflow Pipelines v2 spec: {args.output}")
-  return 0
+  return errors.EXIT_OK
 
 
 def submit_command(args: argparse.Namespace) -> int:
   import tempfile
 
-  from mnist_tfx.kubeflow import submit
+  from . import submit
   with tempfile.TemporaryDirectory() as tmp:
     output = args.output or os.path.join(tmp, _default_output())
-    try:
-      _compile(args, output)
-      url = submit.submit(output, host=args.host, pipeline_root=args.pipeline_root,
-                          experiment=args.experiment, run_name=args.run_name,
-                          namespace=args.namespace, token_path=args.token_path)
-    except PipelineInputError as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    except submit.SubmitError as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 1
+    _compile(args, output)
+    url = submit.submit(output, host=args.host, pipeline_root=args.pipeline_root,
+                        experiment=args.experiment, run_name=args.run_name,
+                        namespace=args.namespace, token_path=args.token_path)
   print(f"Run started: {url}")
-  return 0
+  return errors.EXIT_OK

@@ -15,9 +15,10 @@ from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from mnist_tfx.kubeflow import entrypoint
-from mnist_tfx.kubeflow import runner
 from pipeline import pipeline as pipeline_def
+
+from . import entrypoint
+from . import runner
 
 EXAMPLES_SCHEMA = ("title: tfx.Examples\ntype: object\nproperties:\n  split_names:\n"
                    "    type: string\n")

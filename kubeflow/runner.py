@@ -16,9 +16,10 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from components.errors import PipelineInputError
-from mnist_tfx.kubeflow import entrypoint
+from core.errors import PipelineInputError
 from pipeline import configs
+
+from . import entrypoint
 
 SPEC_FILE_NAME = "pipeline.yaml"
 JSON_SUFFIX = ".json"
@@ -116,11 +117,3 @@ def compile_pipeline(output_file: str, image: str, pipeline_root: str, data_dir:
   os.replace(partial, output_file)
   return job
 
-
-def read_pipeline_spec(spec_file: str) -> Dict[str, Any]:
-  """The PipelineSpec of a file `compile_pipeline` wrote (either format)."""
-  with open(spec_file) as f:
-    if spec_file.endswith(JSON_SUFFIX):
-      return json.load(f)["pipelineSpec"]
-    import yaml
-    return yaml.safe_load(f)

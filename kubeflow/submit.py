@@ -14,11 +14,13 @@ from typing import Optional
 import urllib.error
 import urllib.request
 
+from core import errors
+
 HEALTHZ_PATH = "/apis/v2beta1/healthz"
 CONNECT_TIMEOUT_SECONDS = 15
 
 
-class SubmitError(Exception):
+class SubmitError(errors.ServiceError):
   """The server could not be reached or refused the run; the message is one line."""
 
 

@@ -12,8 +12,10 @@ import zipfile
 
 import pytest
 
-from mnist_tfx.kubeflow import entrypoint
-from mnist_tfx.kubeflow import runner
+from tests import kfp_v2_driver
+
+from . import entrypoint
+from . import runner
 
 pytestmark = pytest.mark.integration  # Builds the wheel and compiles the pipeline (TFX).
 
@@ -25,12 +27,12 @@ def spec(tmp_path_factory):
   output = str(tmp_path_factory.mktemp("spec") / "pipeline.yaml")
   runner.compile_pipeline(output, image="img", pipeline_root="gs://bucket/root",
                           data_dir="gs://bucket/mnist")
-  return runner.read_pipeline_spec(output)
+  return kfp_v2_driver.read_pipeline_spec(output)
 
 
 def spec_needs(spec):
   """(modules, package-data URIs) the spec's tasks import or read."""
-  modules = {entrypoint.__name__}
+  modules = {runner.ENTRYPOINT_COMMAND[-1]}  # The command every task runs: `python -m MODULE`.
   data = set()
   for executor in spec["deploymentSpec"]["executors"].values():
     args = executor.get("container", {}).get("args", [])

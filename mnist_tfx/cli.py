@@ -7,7 +7,6 @@ local run and a Kubeflow compilation take the same settings.
 import argparse
 import logging
 import os
-import pathlib
 import signal
 import sys
 import tempfile
@@ -15,13 +14,11 @@ import time
 from typing import List, Optional, TextIO
 import warnings
 
-from components import errors
 from components.evaluator import constants as evaluator_constants
+from core import errors
+from core import paths
 from mnist_tfx import console
-from mnist_tfx import options
-
-BUNDLED_DATA_DIR = str(pathlib.Path(__file__).resolve().parent.parent / "data" / "mnist")
-DEFAULT_DOWNLOAD_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mnist-edgetpu-tfx")
+from pipeline import options
 
 
 def _quiet_libraries(tf_cpp_min_log_level: str) -> None:
@@ -45,7 +42,7 @@ def _add_run_parser(commands) -> None:
       "project modules it imports), so edited training code is retrained.")
   data = run.add_mutually_exclusive_group()
   data.add_argument(
-      "--data-dir", default=BUNDLED_DATA_DIR,
+      "--data-dir", default=paths.bundled_data_dir(),
       help="A directory (any TFX filesystem path) with MNIST-format IDX files under the four "
       "standard names, gzipped or raw, e.g. MNIST, Fashion-MNIST or KMNIST. A SHA256SUMS file "
       "beside them is verified. Default: the MNIST bundled with this repository.")
@@ -53,7 +50,7 @@ def _add_run_parser(commands) -> None:
       "--download", action="store_true",
       help="Fetch the four MNIST files from the public mirrors into --download-cache (verifying "
       "SHA-256) and use them instead of --data-dir.")
-  run.add_argument("--download-cache", default=DEFAULT_DOWNLOAD_CACHE,
+  run.add_argument("--download-cache", default=paths.DEFAULT_DOWNLOAD_CACHE,
                    help="Cache directory for --download (default: %(default)s).")
   options.add_pipeline_root(run)
   options.add_beam_args(run, "Default: the multi-processing DirectRunner with one worker per "
@@ -61,8 +58,24 @@ def _add_run_parser(commands) -> None:
   run.add_argument("--no-cache", action="store_true",
                    help="Run every component again instead of reusing cached outputs.")
   options.add_pipeline_options(run)
-  options.add_run_options(run)
+  _add_run_options(run)
   run.set_defaults(func=run_command)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+  """How `mnist-tfx run` reports: console verbosity, and whether an unblessed model is a failure."""
+  console = parser.add_mutually_exclusive_group()
+  console.add_argument(
+      "-v", "--verbose", action="store_true",
+      help="Show every log line (TFX, Beam, absl, TensorFlow) and tracebacks on the console as "
+      "well as in the log file.")
+  console.add_argument(
+      "-q", "--quiet", action="store_true",
+      help="Print the summary alone (no per-component lines, no progress display).")
+  parser.add_argument(
+      "--require-blessed", action="store_true",
+      help="Exit with code 2 and the evaluator's reason when the model is not blessed (by default "
+      "such a run succeeds and pushes nothing).")
 
 
 def _add_tensorboard_parser(commands) -> None:
@@ -124,8 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
   try:
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
   except OSError as error:
-    print(f"mnist-tfx run failed: cannot write the log file {log_path}: {error}", file=sys.stderr)
-    return console.EXIT_BAD_INPUT
+    raise errors.PipelineInputError(f"cannot write the log file {log_path}: {error}") from error
   if verbosity != console.Verbosity.QUIET:
     print(f"Log file: {log_path}", file=sys.stderr, flush=True)
   failure, failed_component, summary_text, report_path = None, None, None, None
@@ -149,9 +161,8 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"Run report:          {report_path}")
   sys.stdout.flush()
   if failure is None:
-    return console.EXIT_OK
-  print(console.error_line(failure, failed_component, log_path), file=sys.stderr, flush=True)
-  return console.exit_code(failure)
+    return errors.EXIT_OK
+  return errors.report(failure, failed_component, log_path)
 
 
 def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO,
@@ -169,6 +180,10 @@ def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO
   from mnist_tfx import summary
   from pipeline import pipeline as pipeline_def
   data_dir = args.data_dir
+  if data_dir is None and not args.download:
+    raise errors.PipelineInputError(
+        "no --data-dir given, and this installation carries no bundled MNIST (it ships with the "
+        "repository's checkout): pass --data-dir DIR or --download")
   if args.download:
     from components.mnist_example_gen import download  # Only users with network need it.
     data_dir = download.fetch_mnist(args.download_cache)
@@ -210,7 +225,7 @@ def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO
     _, outputs = mlmd_queries.node_run_outputs(metadata_config, args.pipeline_name, evaluator_id)
     blessing = outputs.get("ModelBlessing")
     if blessing is None or not summary.is_blessed(blessing):
-      reason = (blessing.get_string_custom_property(evaluator_constants.REASON_PROPERTY)
+      reason = (blessing.get_string_custom_property(evaluator_constants.BLESSING_MESSAGE_PROPERTY)
                 if blessing else "no ModelBlessing was published")
       error = NotBlessedError(f"the model was not blessed (--require-blessed): {reason}")
       error.component = evaluator_id
@@ -229,12 +244,26 @@ def _summarize(args: argparse.Namespace, pipeline_root: str, log_path: str):
   return text, report_path
 
 
-def tensorboard_command(args: argparse.Namespace) -> int:
+def _existing_metadata(args: argparse.Namespace):
+  """(pipeline root, the MLMD connection) of a root a run has written.
+
+  Raises:
+    PipelineInputError: the root holds no ML Metadata (nothing ran there; nothing is created).
+  """
   from mnist_tfx import local_runner
-  from mnist_tfx import tensorboard
   pipeline_root = options.absolute_local_path(args.pipeline_root)
-  logdirs = tensorboard.find_logdirs(local_runner.metadata_config(pipeline_root),
-                                     args.pipeline_name)
+  if not os.path.isfile(local_runner.metadata_path(pipeline_root)):
+    raise errors.PipelineInputError(
+        f"no pipeline has run under {pipeline_root} (no "
+        f"{local_runner.metadata_path(pipeline_root)}); run `mnist-tfx run` first, or pass the "
+        "--pipeline-root it used")
+  return pipeline_root, local_runner.metadata_config(pipeline_root)
+
+
+def tensorboard_command(args: argparse.Namespace) -> int:
+  from mnist_tfx import tensorboard
+  pipeline_root, metadata_config = _existing_metadata(args)
+  logdirs = tensorboard.find_logdirs(metadata_config, args.pipeline_name, pipeline_root)
   # A SIGTERM stops the server like Ctrl-C does, so the links' directory is removed either way.
   signal.signal(signal.SIGTERM, signal.default_int_handler)
   with tempfile.TemporaryDirectory(prefix="mnist-tfx-tensorboard-") as serve_dir:
@@ -250,29 +279,33 @@ def tensorboard_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-  from mnist_tfx import local_runner
   from mnist_tfx import report
-  pipeline_root = options.absolute_local_path(args.pipeline_root)
-  print(report.write(local_runner.metadata_config(pipeline_root), args.pipeline_name,
-                     pipeline_root))
-  return console.EXIT_OK
+  pipeline_root, metadata_config = _existing_metadata(args)
+  print(report.write(metadata_config, args.pipeline_name, pipeline_root))
+  return errors.EXIT_OK
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  """Exit codes: 0 success, 2 bad input (components.errors.PipelineInputError), 1 otherwise."""
+  """Runs one command; its exit code is core.errors' (0 success, 2 bad input, 1 otherwise)."""
   args = build_parser().parse_args(argv)
+  if argv is None:
+    # What this command line accepted is never another library's to parse: absl (inside Beam and
+    # TFX) reads sys.argv for its own flags, and would take `run -v` for its --verbosity.
+    sys.argv[1:] = []
   # `run` keeps TensorFlow's C++ errors (in its log file); the other commands print only their own.
   _quiet_libraries("2" if args.func is run_command else "3")
   from absl import logging as absl_logging
-  if args.func is run_command:
-    absl_logging.set_verbosity(absl_logging.INFO)  # All of it, into the run's log file.
-    return run_command(args)  # Prints its own one-line error and points at its log file.
-  absl_logging.set_verbosity(absl_logging.WARNING)  # The other commands print what they do.
+  # `run` logs everything into its log file; the other commands print what they do.
+  absl_logging.set_verbosity(absl_logging.INFO if args.func is run_command else
+                             absl_logging.WARNING)
   try:
     return args.func(args)
-  except errors.PipelineInputError as error:
-    print(f"mnist-tfx {args.command} failed: {error}", file=sys.stderr)
-    return console.EXIT_BAD_INPUT
+  except Exception as error:  # pylint: disable=broad-except  # One line and the exit code.
+    return errors.report(error, f"mnist-tfx {_command_name(args)}")
+
+
+def _command_name(args: argparse.Namespace) -> str:
+  return " ".join(filter(None, (args.command, getattr(args, "kubeflow_command", None))))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,14 @@ OUTPUT/comparison.json and two PNG plots.
 import argparse
 import os
 
-from mnist_tfx import options
+from core import paths
+from pipeline import options
 
 DEFAULT_OUTPUT = os.path.join("output", "compare")
 
 
 def add_parser(commands) -> None:
   """Registers the `compare` subcommand on the `mnist-tfx` subparsers."""
-  from mnist_tfx import cli  # The bundled data's path; cli has finished loading when it calls this.
   compare = commands.add_parser(
       "compare", help="Train six routes to an int8 model side by side and tabulate them.",
       description="Trains the seed's Keras MLP (float + post-training quantization, and tfmot "
@@ -26,7 +26,7 @@ def add_parser(commands) -> None:
       "against size, per-epoch evaluation accuracy). On full MNIST this takes tens of minutes on "
       "2 cores; --quick takes a few.")
   compare.add_argument(
-      "--data-dir", default=cli.BUNDLED_DATA_DIR,
+      "--data-dir", default=paths.bundled_data_dir(),
       help="A directory with the four MNIST-format IDX files (as for `run`). Default: the MNIST "
       "bundled with this repository.")
   compare.add_argument("--epochs", type=options.positive_int,

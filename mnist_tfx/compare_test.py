@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from components import int8_runtime
 from components.mnist_example_gen import idx
+from core import int8_runtime
 from mnist_tfx import cli
 from mnist_tfx import comparison
 from tests import mnist_slices

@@ -3,9 +3,9 @@
 The question the project answers: why build the network and its quantization-aware training by hand
 instead of taking the Keras example and quantizing it? Each route is trained on the same Examples
 (written once by MnistExampleGen's executor) with the project's own trainers, converted with the
-one int8 conversion (`components/int8_tflite.py`: quantization-aware, or post-training full-integer
+one int8 conversion (`core/int8_tflite.py`: quantization-aware, or post-training full-integer
 with a representative dataset from the training split) and measured with the one int8 runtime
-(`components/int8_runtime.py`) and the evaluator's metric code, on the same test images:
+(`core/int8_runtime.py`) and the evaluator's metric code, on the same test images:
 
 1. the seed's Keras MLP (Dense 128, dropout 0.2, Adam, 5 epochs) trained in float, then
    post-training quantization (PTQ);
@@ -40,15 +40,16 @@ import tensorflow as tf
 import tflite
 from tfx.types import standard_artifacts
 
-from components import contract
-from components import features
-from components import int8_runtime
-from components import int8_tflite
 from components.evaluator import metrics as metrics_lib
 from components.mnist_example_gen import constants as example_gen_constants
 from components.mnist_example_gen import executor as example_gen_executor
 from components.mnist_example_gen import idx
 from components.pusher import edgetpu_compatibility
+from core import contract
+from core import features
+from core import hashing
+from core import int8_runtime
+from core import int8_tflite
 from trainer_module import data
 from trainer_module import hparams as hparams_lib
 from trainer_module import keras_baseline
@@ -386,7 +387,7 @@ def evaluate_route(route: Route, route_dir: str, train_files: Sequence[str],
       "int8_io": all(t == "int8" for t in io_types), "io_dtypes": io_types,
       "eval_accuracy_per_epoch": training.curve,
       "tflite_file": os.path.relpath(tflite_path, os.path.dirname(os.path.dirname(route_dir))),
-      "tflite_sha256": int8_tflite.model_sha256(model_content),
+      "tflite_sha256": hashing.sha256_bytes(model_content),
   }
   logging.info("%s: float %.4f, int8 %.4f, %d bytes, %.0f s training.", route.label,
                float_accuracy, int8["int8_accuracy"], len(model_content), training.seconds)
@@ -487,7 +488,7 @@ def render_markdown(comparison: Dict[str, Any]) -> str:
   lines += [
       "",
       "- float acc: the exported SavedModel (fake-quant for QAT routes) on the test images; int8 "
-      "acc: the int8 TFLite model at batch 1 through `components/int8_runtime.py`; drop = float - "
+      "acc: the int8 TFLite model at batch 1 through `core/int8_runtime.py`; drop = float - "
       "int8.",
       "- params, MACs/image: weights and biases, and multiply-accumulates, of the int8 model's "
       "conv and fully-connected operators (`model_cost`).",

@@ -19,20 +19,14 @@ import threading
 import time
 from typing import Callable, Iterator, List, Optional, TextIO
 
-from components import errors
+from trainer_module import progress
 
 LOGS_DIR = "logs"
-# The trainer's progress display (trainer_module): bar, lines or off.
-PROGRESS_ENV = "MNIST_TFX_PROGRESS"
 
 # What TFX's LocalDagRunner logs around each component (tfx/orchestration/local/
 # local_dag_runner.py, tfx 1.16), recognised by template and argument, not by formatted text.
 COMPONENT_RUNNING = "Component %s is running."
 COMPONENT_FINISHED = "Component %s is finished."
-
-EXIT_OK = 0
-EXIT_INTERNAL_FAILURE = 1
-EXIT_BAD_INPUT = 2  # A components.errors.PipelineInputError: something the user can fix.
 
 _LOG_FORMAT = "%(levelname).1s%(asctime)s %(process)d %(filename)s:%(lineno)d] %(message)s"
 
@@ -52,30 +46,7 @@ def new_log_path(pipeline_root: str) -> str:
 def set_progress_display(verbosity: Verbosity) -> None:
   """--quiet turns the trainer's progress display off; otherwise the trainer decides."""
   if verbosity == Verbosity.QUIET:
-    os.environ[PROGRESS_ENV] = "off"
-
-
-def error_line(error: BaseException, failed_component: str, log_path: str) -> str:
-  """The one line a failed run ends with: where it failed, why, and where the details are.
-
-  The cause is the exception's first line plus the indented lines right below it (the list an
-  error such as DataAnomaliesError gives), joined with "; "; anything after (e.g. a compiler log)
-  stays in the log file.
-  """
-  lines = str(error).splitlines() or [type(error).__name__]
-  cause = [lines[0].strip()]
-  for line in lines[1:]:
-    if not line[:1].isspace():
-      break
-    cause.append(line.strip())
-  text = "; ".join(part for part in cause if part).replace(":;", ":")
-  if not isinstance(error, errors.PipelineInputError):
-    text = f"internal error, {type(error).__name__}: {text}"
-  return f"{failed_component} failed: {text} (details: {log_path})"
-
-
-def exit_code(error: BaseException) -> int:
-  return EXIT_BAD_INPUT if isinstance(error, errors.PipelineInputError) else EXIT_INTERNAL_FAILURE
+    os.environ[progress.ENV_VAR] = "off"
 
 
 class ComponentLines(logging.Handler):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import warnings
 
-from components import errors
 from mnist_tfx import console
 
 
@@ -67,23 +66,3 @@ def test_component_lines_follow_local_dag_runner_records():
   assert printed[1].endswith(" s: 2000 examples")
   assert printed[2:] == ["[2/2] Trainer ..."]
   assert lines.running == "Trainer"  # Had it failed now, this is the component to name.
-
-
-def test_error_line_is_one_line_with_the_cause_and_the_log():
-  anomalies = errors.PipelineInputError(
-      "ExampleValidator found 2 data anomalies; refusing to train:\n"
-      "  split eval, feature label: High Linfty\n  split eval, dataset: Low count")
-  assert console.error_line(anomalies, "AnomaliesGate", "/r/logs/run.log") == (
-      "AnomaliesGate failed: ExampleValidator found 2 data anomalies; refusing to train: split "
-      "eval, feature label: High Linfty; split eval, dataset: Low count "
-      "(details: /r/logs/run.log)")
-  compiler = errors.PipelineInputError("edgetpu_compiler did not map every operation: 3 of 8\n"
-                                       "Edge TPU Compiler version 16\nModel compiled")
-  assert console.error_line(compiler, "EdgeTpuPusher", "x.log") == (
-      "EdgeTpuPusher failed: edgetpu_compiler did not map every operation: 3 of 8 "
-      "(details: x.log)")
-  assert console.exit_code(anomalies) == console.EXIT_BAD_INPUT == 2
-  internal = RuntimeError("worker died")
-  assert console.error_line(internal, "Trainer", "x.log") == (
-      "Trainer failed: internal error, RuntimeError: worker died (details: x.log)")
-  assert console.exit_code(internal) == console.EXIT_INTERNAL_FAILURE == 1

@@ -11,7 +11,6 @@ nothing is fetched from the web. Template: mnist_tfx/templates/report.html.j2 (p
 import base64
 import datetime
 import io
-import json
 import os
 from typing import Any, Dict, List, Optional
 
@@ -20,15 +19,18 @@ from matplotlib import figure as matplotlib_figure
 from ml_metadata.proto import metadata_store_pb2
 import numpy as np
 from PIL import Image
+from tfx import types
 from tfx.dsl.io import fileio
 
-from components import contract
 from components.evaluator import constants as evaluator_constants
 from components.evaluator import tensorboard_summary
 from components.example_validator import anomalies as anomalies_lib
 from components.pusher import constants as pusher_constants
 from components.pusher import edgetpu_compatibility
 from components.statistics_gen import constants as statistics_gen_constants
+from core import contract
+from core import evaluation_metrics
+from core import push_manifest
 from mnist_tfx import mlmd_queries
 from mnist_tfx import summary
 from mnist_tfx import training_curves
@@ -80,34 +82,37 @@ def _relative_link(target: str, pipeline_root: str) -> str:
   return os.path.relpath(target, pipeline_root)
 
 
-def _read_json(path: str) -> Optional[Dict[str, Any]]:
-  if not fileio.exists(path):
+def _read_manifest(pushed: types.Artifact) -> Optional[push_manifest.PushManifest]:
+  """The model.json archived in a PushedModel that pushed (None otherwise)."""
+  path = os.path.join(pushed.uri, push_manifest.FILE_NAME)
+  if not pushed.get_int_custom_property(pusher_constants.PUSHED_KEY) or not fileio.exists(path):
     return None
-  with fileio.open(path) as f:
-    return json.load(f)
+  with fileio.open(path, "rb") as f:
+    return push_manifest.from_json(f.read(), path)
 
 
-def _evaluation_section(metrics: Dict[str, Any]) -> Dict[str, Any]:
-  int8, float_ = metrics["int8"], metrics["float"]
-  per_class = [{"label": label, "int8_precision": int8["precision"][i],
-                "int8_recall": int8["recall"][i], "float_precision": float_["precision"][i],
-                "float_recall": float_["recall"][i]}
+def _evaluation_section(metrics: evaluation_metrics.EvaluationMetrics) -> Dict[str, Any]:
+  int8, float_model = metrics.int8, metrics.float_model
+  per_class = [{"label": label, "int8_precision": int8.precision[i],
+                "int8_recall": int8.recall[i], "float_precision": float_model.precision[i],
+                "float_recall": float_model.recall[i]}
                for i, label in enumerate(contract.LABELS)]
   return {
-      "metrics": metrics,
-      "reason": _sentence(metrics["reason"]),
+      "metrics": metrics.to_dict(),
+      "reason": _sentence(metrics.reason),
       "per_class": per_class,
       "confusion_matrix_image": _image_data_uri(tensorboard_summary.confusion_matrix_image(
-          np.asarray(int8["confusion_matrix"]))),
-      "confusion_matrix": int8["confusion_matrix"],
+          np.asarray(int8.confusion_matrix))),
+      "confusion_matrix": int8.confusion_matrix,
   }
 
 
-def _compatibility(pushed_manifest: Optional[Dict[str, Any]],
+def _compatibility(pushed_manifest: Optional[push_manifest.PushManifest],
                    evaluation_uri: Optional[str]) -> Optional[Dict[str, Any]]:
   """The Edge TPU table: the pushed model.json's, else predicted from the evaluated int8 model."""
   if pushed_manifest:
-    table = {**pushed_manifest["edgetpu_compatibility"], "source": "the pushed model.json"}
+    table = {**pushed_manifest.edgetpu_compatibility.model_dump(),
+             "source": "the pushed model.json"}
   elif evaluation_uri and fileio.exists(
       os.path.join(evaluation_uri, evaluator_constants.CANDIDATE_TFLITE_FILE)):
     path = os.path.join(evaluation_uri, evaluator_constants.CANDIDATE_TFLITE_FILE)
@@ -130,10 +135,10 @@ def _verdict(artifacts: mlmd_queries.Artifacts, anomalies: List[str],
   """The headline: blessed and pushed, not blessed, or where the run stopped."""
   pushed = artifacts.get("PushedModel")
   if metrics is not None:
-    text = _sentence(metrics["reason"])
+    text = _sentence(metrics.reason)
     if pushed is not None:
       text += f" Push: {summary.push_outcome(pushed)}."
-    return {"status": "blessed" if metrics["blessed"] else "not blessed", "text": text}
+    return {"status": "blessed" if metrics.blessed else "not blessed", "text": text}
   if anomalies:
     return {"status": "stopped",
             "text": f"Stopped before training: data validation found {len(anomalies)} "
@@ -184,13 +189,12 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
   pushed_manifest = None
   pushed = artifacts.get("PushedModel")
   if pushed is not None:
-    if pushed.get_int_custom_property(pusher_constants.PUSHED_KEY):
-      pushed_manifest = _read_json(os.path.join(pushed.uri, pusher_constants.MANIFEST_FILE))
+    pushed_manifest = _read_manifest(pushed)
     page["push"] = {
         "outcome": summary.push_outcome(pushed),
         "destination": pushed.get_string_custom_property(
             pusher_constants.PUSHED_DESTINATION_KEY),
-        "manifest": pushed_manifest,
+        "manifest": pushed_manifest.to_dict() if pushed_manifest else None,
     }
   page["edgetpu"] = _compatibility(pushed_manifest, evaluation.uri if evaluation else None)
   page["verdict"] = _verdict(artifacts, anomalies, metrics)

@@ -70,7 +70,7 @@ def test_report_opens_with_the_verdict_plots_and_no_external_request(slice_run, 
   chromium.save_screenshot(str(tmp_path / "report.png"))
 
   assert os.path.getsize(tmp_path / "report.png") > 10_000
-  assert metrics["reason"].lower() in chromium.find_element(By.ID, "verdict").text.lower()
+  assert metrics.reason.lower() in chromium.find_element(By.ID, "verdict").text.lower()
   images = chromium.execute_script(
       "return Array.from(document.images).map(i => [i.alt, i.naturalWidth, i.src.slice(0, 22)]);")
   alts = [alt for alt, _, _ in images]
@@ -79,7 +79,7 @@ def test_report_opens_with_the_verdict_plots_and_no_external_request(slice_run, 
     assert natural_width > 0, alt
     assert source == "data:image/png;base64,", alt
   page_text = chromium.find_element(By.TAG_NAME, "body").text
-  assert f"{metrics['int8']['accuracy']:.4f}" in page_text
+  assert f"{metrics.int8.accuracy:.4f}" in page_text
   assert summary.push_outcome(artifacts["PushedModel"]) in page_text
   assert "FULLY_CONNECTED" in page_text  # A row of the Edge TPU compatibility table.
   assert summary.tensorboard_command(slice_run.pipeline_root) in page_text

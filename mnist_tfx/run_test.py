@@ -20,14 +20,16 @@ import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils
 
-from components import contract
 from components.anomalies_gate import executor as anomalies_gate_executor
-from components.evaluator import constants as evaluator_constants
 from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import idx
 from components.pusher import constants as pusher_constants
 from components.pusher import versioned_push
-from mnist_tfx import console
+from core import contract
+from core import errors
+from core import evaluation_metrics
+from core import paths
+from core import push_manifest
 from mnist_tfx import local_runner
 from mnist_tfx import mlmd_queries
 from pipeline import configs
@@ -111,7 +113,7 @@ def test_run_registers_every_artifact_in_mlmd(slice_run, mnist_slice_dir):
 
 
 def read_metrics(evaluation) -> dict:
-  with open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME)) as f:
     return json.load(f)
 
 
@@ -129,9 +131,9 @@ def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(slice_run):
   assert pushed.get_int_custom_property(pusher_constants.PUSHED_KEY) == 1
   version_dir = pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)
   assert version_dir == os.path.join(pipeline_root, "pushed_models", "1")
-  with open(os.path.join(version_dir, pusher_constants.MANIFEST_FILE)) as f:
+  with open(os.path.join(version_dir, push_manifest.FILE_NAME)) as f:
     manifest = json.load(f)
-  assert set(manifest["files"]) == set(os.listdir(version_dir)) - {pusher_constants.MANIFEST_FILE}
+  assert set(manifest["files"]) == set(os.listdir(version_dir)) - {push_manifest.FILE_NAME}
   for name, described in manifest["files"].items():
     with open(os.path.join(version_dir, name), "rb") as f:
       assert hashlib.sha256(f.read()).hexdigest() == described["sha256"]
@@ -160,7 +162,7 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
 
   run = cli_runs.run_cli(pipeline_root, data_dir)
 
-  assert run.returncode == console.EXIT_BAD_INPUT
+  assert run.returncode == errors.EXIT_BAD_INPUT
   error = run.stderr.splitlines()[-1]
   assert error.startswith("AnomaliesGate failed: ExampleValidator found 1 data anomaly; refusing "
                           "to train (set allow_anomalies=True to override): split eval, feature "
@@ -182,7 +184,7 @@ def test_skewed_eval_split_stops_the_run_before_training(tmp_path):
 
 
 def pushed_versions(pipeline_root: str):
-  return versioned_push.list_versions(os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR))
+  return versioned_push.list_versions(os.path.join(pipeline_root, paths.PUSHED_MODELS_DIR))
 
 
 def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_version(
@@ -227,7 +229,7 @@ def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_ver
   pushed = third["PushedModel"]
   assert pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) == 1
   assert pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY) == (
-      os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR, "2"))
+      os.path.join(pipeline_root, paths.PUSHED_MODELS_DIR, "2"))
   assert pushed_versions(pipeline_root) == [1, 2]
   assert "nothing new pushed" not in run.stdout
 
@@ -240,7 +242,7 @@ def test_inverted_eval_pixels_stop_the_run_before_training(tmp_path):
 
   run = cli_runs.run_cli(pipeline_root, data_dir)
 
-  assert run.returncode == console.EXIT_BAD_INPUT
+  assert run.returncode == errors.EXIT_BAD_INPUT
   error = run.stderr.splitlines()[-1]
   assert error.startswith("AnomaliesGate failed: ExampleValidator found 1 data anomaly"), error
   assert "split eval, feature image: High approximate Jensen-Shannon divergence" in error
@@ -293,7 +295,7 @@ def test_predict_after_a_run_uses_the_runs_pushed_model_by_default(slice_run, tm
   """`mnist-tfx predict` with no flag, from where `mnist-tfx run` was run (./output)."""
   from PIL import Image
 
-  from components import int8_runtime
+  from core import int8_runtime
   from serving import preprocess
   pipeline_root = slice_run.pipeline_root
   os.symlink(pipeline_root, tmp_path / "output")  # As if `mnist-tfx run` had used ./output.
@@ -306,10 +308,10 @@ def test_predict_after_a_run_uses_the_runs_pushed_model_by_default(slice_run, tm
       cwd=tmp_path, check=False, timeout=120)
   assert result.returncode == 0, result.stderr
   printed = json.loads(result.stdout)
-  pushed_models = os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR)
+  pushed_models = os.path.join(pipeline_root, paths.PUSHED_MODELS_DIR)
   newest = max(int(name) for name in os.listdir(pushed_models) if name.isdigit())
   assert printed["model_version"] == newest and printed["device"] == "cpu"
-  with open(os.path.join(pushed_models, str(newest), pusher_constants.MODEL_FILE), "rb") as f:
+  with open(os.path.join(pushed_models, str(newest), push_manifest.MODEL_FILE), "rb") as f:
     classifier = int8_runtime.Int8Classifier(f.read())
   with open(image_path, "rb") as f:
     expected = classifier.predict_pixels(preprocess.image_to_mnist(f.read())[None])[0]
@@ -327,7 +329,7 @@ def test_bad_label_ends_with_one_line_naming_the_file_and_exit_code_2(tmp_path):
 
   run = cli_runs.run_cli(pipeline_root, data_dir)
 
-  assert run.returncode == console.EXIT_BAD_INPUT
+  assert run.returncode == errors.EXIT_BAD_INPUT
   log_path = log_path_of(run)
   assert run.stderr.splitlines()[-1] == (
       f"MnistExampleGen failed: {labels_path}: label 11 at index 92 is out of range 0-9 "
@@ -348,7 +350,7 @@ def test_bad_hyperparameter_is_bad_input_refused_before_anything_runs(tmp_path, 
   """A setting create_pipeline refuses is exit code 2, named, before any component runs."""
   pipeline_root = str(tmp_path / "pipeline")
   run = cli_runs.run_cli(pipeline_root, mnist_slice_dir, "--train-config", "foo=1")
-  assert run.returncode == console.EXIT_BAD_INPUT
+  assert run.returncode == errors.EXIT_BAD_INPUT
   assert run.stderr.splitlines()[-1].startswith(
       "mnist-tfx run failed: bad settings: Unknown trainer hyperparameter(s) ['foo']")
   assert not any(" done in " in line for line in run.lines)  # No component ran.
@@ -363,7 +365,7 @@ def test_internal_failure_exits_1_with_one_line_and_the_traceback_with_verbose(t
   """
   run = cli_runs.run_cli(str(tmp_path / "pipeline"), mnist_slice_dir,
                          "--beam-arg=--runner=NoSuchRunner", "--verbose")
-  assert run.returncode == console.EXIT_INTERNAL_FAILURE
+  assert run.returncode == errors.EXIT_INTERNAL_FAILURE
   error = run.stderr.splitlines()[-1]
   assert error.startswith("MnistExampleGen failed: internal error, ValueError: ")
   assert "NoSuchRunner" in error and error.endswith(f"(details: {log_path_of(run)})")
@@ -380,7 +382,7 @@ def test_require_blessed_fails_with_the_evaluators_reason(slice_run, mnist_slice
   """
   run = cli_runs.run_cli(slice_run.pipeline_root, mnist_slice_dir, "--require-blessed", "--quiet",
                          "--min-int8-accuracy", "0.999")
-  assert run.returncode == console.EXIT_BAD_INPUT
+  assert run.returncode == errors.EXIT_BAD_INPUT
   evaluation = mlmd_queries.last_run_artifacts(
       local_runner.metadata_config(slice_run.pipeline_root),
       configs.PIPELINE_NAME)["ModelEvaluation"]

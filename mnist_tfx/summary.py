@@ -5,12 +5,11 @@ report (report.py) all read artifacts through these.
 """
 
 
-import json
 import os
 import shlex
 import shutil
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import types
@@ -18,11 +17,11 @@ from tfx.components.evaluator import constants as tfx_evaluator_constants
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from components.evaluator import constants as evaluator_constants
 from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import constants as example_gen_constants
 from components.pusher import constants as pusher_constants
 from components.statistics_gen import constants as statistics_gen_constants
+from core import evaluation_metrics
 from mnist_tfx import mlmd_queries
 from mnist_tfx import training_curves
 
@@ -34,15 +33,16 @@ def example_counts(examples: types.Artifact) -> Dict[str, int]:
           for split in artifact_utils.decode_split_names(examples.split_names)}
 
 
-def read_evaluation(evaluation: types.Artifact) -> Dict[str, Any]:
-  """The evaluator's metrics.json (components/evaluator/executor.py writes it)."""
-  with fileio.open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
-    return json.load(f)
+def read_evaluation(evaluation: types.Artifact) -> evaluation_metrics.EvaluationMetrics:
+  """The evaluator's metrics.json in a ModelEvaluation artifact."""
+  path = os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME)
+  with fileio.open(path, "rb") as f:
+    return evaluation_metrics.from_json(f.read(), path)
 
 
-def accuracies(metrics: Dict[str, Any]) -> str:
-  return (f"int8 accuracy {metrics['int8']['accuracy']:.4f}, float accuracy "
-          f"{metrics['float']['accuracy']:.4f}")
+def accuracies(metrics: evaluation_metrics.EvaluationMetrics) -> str:
+  return (f"int8 accuracy {metrics.int8.accuracy:.4f}, float accuracy "
+          f"{metrics.float_model.accuracy:.4f}")
 
 
 def is_blessed(blessing: types.Artifact) -> bool:
@@ -125,11 +125,11 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
   evaluation = artifacts.get("ModelEvaluation")
   if evaluation:
     metrics = read_evaluation(evaluation)
-    lines.append(f"Evaluation:          {evaluation.uri} (on {metrics['num_examples']} "
-                 f"{metrics['eval_split']} examples)")
+    lines.append(f"Evaluation:          {evaluation.uri} (on {metrics.num_examples} "
+                 f"{metrics.eval_split} examples)")
     lines.append(f"  {accuracies(metrics)}, quantization drop "
-                 f"{100 * metrics['quantization_accuracy_drop']:.2f} pp")
-    lines.append(f"  Verdict: {metrics['reason']}")
+                 f"{100 * metrics.quantization_accuracy_drop:.2f} pp")
+    lines.append(f"  Verdict: {metrics.reason}")
   pushed = artifacts.get("PushedModel")
   if pushed:
     if pushed.get_int_custom_property(pusher_constants.PUSHED_KEY):

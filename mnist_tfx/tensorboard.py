@@ -7,12 +7,18 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorboard import program
 
 from components.evaluator import constants as evaluator_constants
+from core import errors
 from mnist_tfx import mlmd_queries
 
 
-def find_logdirs(connection_config: metadata_store_pb2.ConnectionConfig,
-                 pipeline_name: str) -> Dict[str, str]:
-  """Run name -> log directory: the newest Trainer `model_run` and the newest evaluation."""
+def find_logdirs(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
+                 pipeline_root: str) -> Dict[str, str]:
+  """Run name -> log directory: the newest Trainer `model_run` and the newest evaluation.
+
+  Raises:
+    PipelineInputError: the pipeline has neither under `pipeline_root` (no run yet, or another
+      root or pipeline name).
+  """
   artifacts = mlmd_queries.latest_artifacts(connection_config, pipeline_name)
   logdirs = {}
   if "ModelRun" in artifacts:
@@ -21,8 +27,9 @@ def find_logdirs(connection_config: metadata_store_pb2.ConnectionConfig,
     logdirs["evaluation"] = os.path.join(artifacts["ModelEvaluation"].uri,
                                          evaluator_constants.TENSORBOARD_DIR)
   if not logdirs:
-    raise LookupError(f"Pipeline {pipeline_name!r} has no training run in ML Metadata yet; "
-                      "run `mnist-tfx run` first (with the same --pipeline-root).")
+    raise errors.PipelineInputError(
+        f"pipeline {pipeline_name!r} has no training run in the ML Metadata under {pipeline_root} "
+        "yet; run `mnist-tfx run` first, with the same --pipeline-root and --pipeline-name")
   return logdirs
 
 

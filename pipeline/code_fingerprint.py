@@ -5,7 +5,7 @@ behind it: an edited layer or quantizer would be served the old model from the c
 `module_file` route fingerprints the module file it packages.) The pipeline therefore passes this
 fingerprint in the Trainer's custom_config: every file of the trainer package (tests aside) and
 every project module those files import, followed transitively with `ast`, e.g.
-components/contract.py and components/features.py. Third-party modules (TensorFlow, TFX, ...)
+core/contract.py and core/features.py. Third-party modules (TensorFlow, TFX, ...)
 are pinned by the lock file and are not part of it. No TensorFlow or TFX import.
 """
 

@@ -9,7 +9,7 @@ from ml_metadata.proto import metadata_store_pb2
 import pytest
 from tfx import v1 as tfx
 
-from components import contract
+from core import contract
 from pipeline import code_fingerprint
 from trainer_module import hparams as hparams_lib
 
@@ -20,7 +20,7 @@ Execution = metadata_store_pb2.Execution
 def project_copy(tmp_path) -> str:
   """A copy of the project's packages the tests may edit."""
   root = str(tmp_path / "project")
-  for package in ("components", "pipeline", "trainer_module"):
+  for package in ("core", "components", "pipeline", "trainer_module"):
     shutil.copytree(os.path.join(code_fingerprint.PROJECT_ROOT, package),
                     os.path.join(root, package),
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -39,8 +39,8 @@ def edit(root: str, relative: str, old: str, new: str) -> None:
 def test_follows_the_trainer_package_and_the_project_modules_it_imports():
   files = code_fingerprint.training_code_files()
   assert {"trainer_module/layers.py", "trainer_module/quantizers.py", "trainer_module/run.py",
-          "trainer_module/keras_baseline.py", "components/contract.py", "components/features.py",
-          "components/__init__.py"} <= set(files)
+          "trainer_module/keras_baseline.py", "core/contract.py", "core/features.py",
+          "core/__init__.py"} <= set(files)
   assert not [f for f in files if f.endswith("_test.py")]
   assert "components/pusher/executor.py" not in files  # Not imported by the training code.
   assert len(code_fingerprint.fingerprint()) == 64
@@ -53,7 +53,7 @@ def test_a_copy_has_the_same_fingerprint(project_copy):
 @pytest.mark.parametrize("relative, old, new", [
     ("trainer_module/hparams.py", "dense_units: int = 128", "dense_units: int = 256"),
     ("trainer_module/quantizers.py", "narrow_range", "narrow_range "),
-    ("components/features.py", "def ", "def  "),  # Imported by the trainer: its pixel scaling.
+    ("core/features.py", "def ", "def  "),  # Imported by the trainer: its pixel scaling.
 ])
 def test_an_edit_to_the_training_code_changes_it(project_copy, relative, old, new):
   before = code_fingerprint.fingerprint(project_copy)
@@ -66,8 +66,8 @@ def test_a_new_module_imported_by_the_trainer_is_followed(project_copy):
   with open(os.path.join(project_copy, "components", "augment.py"), "w") as f:
     f.write("SHIFT = 2\n")
   assert code_fingerprint.fingerprint(project_copy) == before  # Not imported yet.
-  edit(project_copy, "trainer_module/train.py", "from components import contract\n",
-       "from components import augment\nfrom components import contract\n")
+  edit(project_copy, "trainer_module/train.py", "from core import contract\n",
+       "from components import augment\nfrom core import contract\n")
   changed = code_fingerprint.fingerprint(project_copy)
   assert changed != before
   assert "components/augment.py" in code_fingerprint.training_code_files(project_copy)

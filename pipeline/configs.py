@@ -34,7 +34,3 @@ TRAINER_RUN_FNS = {
 }
 DEFAULT_TRAINER = HAND_BUILT_TRAINER
 
-# Where, under the pipeline root, the pusher publishes versions unless told otherwise, and where
-# the hand-built trainer keeps the checkpoints a retried Trainer resumes from.
-PUSHED_MODELS_DIR = "pushed_models"
-TRAINER_CHECKPOINTS_DIR = "trainer_checkpoints"

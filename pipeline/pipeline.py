@@ -5,12 +5,11 @@ MnistExampleGen → StatisticsGen ← ImportSchemaGen → ExampleValidator → A
 """
 
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from components import contract
 from components.anomalies_gate.component import AnomaliesGate
 from components.evaluator import blessing as blessing_lib
 from components.evaluator import component as evaluator_component
@@ -19,11 +18,55 @@ from components.mnist_example_gen.component import MnistExampleGen
 from components.pusher import constants as pusher_constants
 from components.pusher.component import EdgeTpuPusher
 from components.statistics_gen.component import StatisticsGen
+from core import contract
+from core import paths
 from pipeline import code_fingerprint
 from pipeline import configs
 from trainer_module import hparams as hparams_lib
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
+
+
+def _data_validation(data_dir: str, schema_file: str, allow_anomalies: bool) -> Tuple[Any, ...]:
+  """MnistExampleGen -> StatisticsGen <- ImportSchemaGen -> ExampleValidator -> AnomaliesGate."""
+  example_gen = MnistExampleGen(input_dir=data_dir)
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+  # The schema marks `label` categorical, so its statistics carry the value distribution that the
+  # train/eval skew comparator needs.
+  statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"],
+                                 schema=schema_gen.outputs["schema"])
+  example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                       schema=schema_gen.outputs["schema"])
+  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
+                                 allow_anomalies=allow_anomalies)
+  return example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate
+
+
+def _trainer_config(trainer: str, train_config: Optional[Dict[str, Any]],
+                    pipeline_root: str) -> Dict[str, Any]:
+  """The Trainer's custom_config: the user's settings, checked now (bad hyperparameters fail when
+  the pipeline is built, not after the data half ran), plus the training code's fingerprint and,
+  for the hand-built trainer, its checkpoint root.
+
+  Raises:
+    ValueError: an unknown trainer, key or value.
+  """
+  if trainer not in configs.TRAINER_RUN_FNS:
+    raise ValueError(f"Unknown trainer {trainer!r}; expected one of "
+                     f"{sorted(configs.TRAINER_RUN_FNS)}.")
+  custom_config = dict(train_config or {})
+  if trainer == configs.HAND_BUILT_TRAINER:
+    hparams_lib.HParams.from_config(custom_config)
+    # A stable checkpoint root: a retried Trainer resumes from its last finished epoch (the trainer
+    # keys the directory by data and hyperparameters). The Keras baseline always starts afresh.
+    custom_config.setdefault("checkpoint_dir", paths.trainer_checkpoints_dir(pipeline_root))
+  else:
+    from trainer_module import keras_baseline  # Imports tfmot: only for the baseline.
+    keras_baseline.parse_config(custom_config)
+  # The Trainer's cache key holds run_fn's import path, not the code behind it: this makes it
+  # follow the training code (and the hand-built trainer keys its checkpoints by it too).
+  custom_config[hparams_lib.CODE_FINGERPRINT_KEY] = code_fingerprint.fingerprint()
+  return custom_config
 
 
 def create_pipeline(
@@ -72,35 +115,9 @@ def create_pipeline(
     require_full_edgetpu_mapping: fail the push when not every operation maps to the Edge TPU.
   """
   configs.check_pipeline_name(pipeline_name)
-  if trainer not in configs.TRAINER_RUN_FNS:
-    raise ValueError(f"Unknown trainer {trainer!r}; expected one of "
-                     f"{sorted(configs.TRAINER_RUN_FNS)}.")
-  example_gen = MnistExampleGen(input_dir=data_dir)
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
-  # The schema marks `label` categorical, so its statistics carry the value distribution that the
-  # train/eval skew comparator needs.
-  statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"],
-                                 schema=schema_gen.outputs["schema"])
-  example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
-                                       schema=schema_gen.outputs["schema"])
-  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
-                                 allow_anomalies=allow_anomalies)
-
-  custom_config = dict(train_config or {})
-  # Bad hyperparameters fail here, when the pipeline is built, not after the data half ran.
-  if trainer == configs.HAND_BUILT_TRAINER:
-    hparams_lib.HParams.from_config(custom_config)
-  else:
-    from trainer_module import keras_baseline  # Imports tfmot: only for the baseline.
-    keras_baseline.parse_config(custom_config)
-  # The Trainer's cache key holds run_fn's import path, not the code behind it: this makes it
-  # follow the training code (and the hand-built trainer keys its checkpoints by it too).
-  custom_config[hparams_lib.CODE_FINGERPRINT_KEY] = code_fingerprint.fingerprint()
-  if trainer == configs.HAND_BUILT_TRAINER:
-    # A stable checkpoint root: a retried Trainer resumes from its last finished epoch (the trainer
-    # keys the directory by data and hyperparameters). The Keras baseline always starts afresh.
-    custom_config.setdefault("checkpoint_dir",
-                             os.path.join(pipeline_root, configs.TRAINER_CHECKPOINTS_DIR))
+  custom_config = _trainer_config(trainer, train_config, pipeline_root)
+  example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate = (
+      _data_validation(data_dir, schema_file, allow_anomalies))
   trainer_component = tfx.components.Trainer(
       run_fn=configs.TRAINER_RUN_FNS[trainer],
       examples=example_gen.outputs["examples"],
@@ -130,7 +147,7 @@ def create_pipeline(
       model=trainer_component.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
       evaluation=evaluator.outputs["evaluation"],
-      push_destination=push_destination or os.path.join(pipeline_root, configs.PUSHED_MODELS_DIR),
+      push_destination=push_destination or paths.default_push_destination(pipeline_root),
       compiler_path=compiler_path,
       compiler_flags=compiler_flags,
       compiler_timeout_seconds=compiler_timeout_seconds,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline import configs
+from core import paths
 from pipeline import pipeline as pipeline_def
 
 
@@ -21,7 +21,7 @@ def test_wires_every_component_with_the_gate_before_training(tmp_path):
   assert "AnomaliesGate" in {node.id for node in components["Trainer"].upstream_nodes}
   pusher = components["EdgeTpuPusher"]
   assert pusher.exec_properties["push_destination"] == str(
-      tmp_path / "root" / configs.PUSHED_MODELS_DIR)
+      tmp_path / "root" / paths.PUSHED_MODELS_DIR)
 
 
 @pytest.mark.parametrize("overrides, message", [

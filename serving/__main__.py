@@ -8,6 +8,7 @@ import argparse
 import sys
 from typing import List, Optional
 
+from core import errors
 from serving import cli
 
 
@@ -20,7 +21,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = parser.parse_args(argv)
   from absl import logging
   logging.set_verbosity(logging.INFO)
-  return args.func(args)
+  try:
+    return args.func(args)
+  except Exception as error:  # pylint: disable=broad-except  # One line and the exit code.
+    return errors.report(error, f"python -m serving {args.command}")
 
 
 if __name__ == "__main__":

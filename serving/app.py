@@ -15,7 +15,7 @@ stays fast; the OpenAPI document states the same schema.
 import importlib.resources
 import json
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import fastapi
 from fastapi import responses
@@ -25,8 +25,8 @@ import prometheus_client
 from starlette import concurrency
 from starlette import exceptions as starlette_exceptions
 
-from components import contract
-from components.pusher import constants as pusher_constants
+from core import contract
+from core import push_manifest
 from serving import model_store
 from serving import preprocess
 
@@ -219,11 +219,10 @@ def _predictions(loaded: model_store.LoadedModel, pixels: np.ndarray) -> Dict[st
           "labels": [loaded.labels[k] for k in probabilities.argmax(axis=1)]}
 
 
-def _io_metadata(manifest_io: Dict[str, Any]) -> Dict[str, Any]:
-  return {"name": manifest_io.get("name"), "shape": manifest_io.get("shape"),
-          "dtype": manifest_io.get("dtype"),
-          "quantization": {"scale": manifest_io.get("scale"),
-                           "zero_point": manifest_io.get("zero_point")}}
+def _io_metadata(tensor: push_manifest.TensorInfo, quantization: Any) -> Dict[str, Any]:
+  scale, zero_point = quantization
+  return {"name": tensor.name, "shape": tensor.shape, "dtype": tensor.dtype,
+          "quantization": {"scale": scale, "zero_point": zero_point}}
 
 
 def _served(store: model_store.ModelStore) -> model_store.LoadedModel:
@@ -266,14 +265,72 @@ _CLASSIFY_OPENAPI = {
 }
 
 
-def create_app(store: model_store.ModelStore) -> fastapi.FastAPI:
-  """The ASGI app over `store` (which the caller starts and stops)."""
-  app = fastapi.FastAPI(
-      title="MNIST Edge TPU model server",
-      description="The pushed int8 MNIST model behind TensorFlow Serving's REST API.",
-      version="1", default_response_class=responses.JSONResponse)
-  metrics = _Metrics(store)
-  page = importlib.resources.files("serving").joinpath("page.html").read_text("utf-8")
+def _metadata(loaded: model_store.LoadedModel) -> Dict[str, Any]:
+  """GET .../metadata: TF Serving's signature shape plus labels, hashes, device and evaluation."""
+  manifest = loaded.manifest
+  files = {name: entry.model_dump() for name, entry in manifest.files.items()}
+  return {
+      "model_spec": {"name": MODEL_NAME, "signature_name": SIGNATURE_NAME,
+                     "version": str(loaded.version)},
+      "metadata": {"signature_def": {SIGNATURE_NAME: {
+          "inputs": {contract.IMAGES_INPUT: _io_metadata(manifest.input,
+                                                         loaded.input_quantization)},
+          "outputs": {contract.PROBABILITIES_OUTPUT: _io_metadata(manifest.output,
+                                                                  loaded.output_quantization)},
+          "accepts": "pixels 0-255, each image 28x28, 28x28x1 or 784 values"}}},
+      "labels": loaded.labels,
+      "files": files,
+      "sha256": files[push_manifest.MODEL_FILE]["sha256"],
+      "device": loaded.device,
+      "device_reason": loaded.device_reason,
+      "edgetpu": manifest.edgetpu.model_dump(mode="json"),
+      "evaluation": (manifest.evaluation.model_dump(mode="json", by_alias=True)
+                     if manifest.evaluation else None),
+      "pushed_at": manifest.pushed_at.isoformat(),
+      "path": loaded.path,
+  }
+
+
+def _parse_predict_request(request: fastapi.Request, body: bytes) -> Tuple[str, np.ndarray]:
+  """(the field used, "instances" or "inputs"; pixels float64 [N, 28, 28]) of a :predict body."""
+  if _media_type(request) != "application/json":
+    raise ApiError(415, f"expected Content-Type application/json, got "
+                   f"{_media_type(request) or 'none'}")
+  payload = _parse_json(body)
+  if not isinstance(payload, dict):
+    raise ApiError(400, "expected a JSON object with 'instances' or 'inputs'")
+  signature = payload.get("signature_name", SIGNATURE_NAME)
+  if signature != SIGNATURE_NAME:
+    raise ApiError(400, f"unknown signature_name {signature!r}; this model has "
+                   f"{SIGNATURE_NAME!r}")
+  unknown = set(payload) - {"instances", "inputs", "signature_name"}
+  fields = [field for field in ("instances", "inputs") if field in payload]
+  if unknown or len(fields) != 1:
+    raise ApiError(400, "expected exactly one of 'instances' or 'inputs'" +
+                   (f"; unknown keys {sorted(unknown)}" if unknown else ""))
+  return fields[0], _instance_pixels(payload[fields[0]], fields[0])
+
+
+async def _uploaded_image(request: fastapi.Request) -> bytes:
+  """The bytes of the multipart file field IMAGE_FIELD of a :classify_image request."""
+  if _media_type(request) != "multipart/form-data":
+    raise ApiError(415, f"expected Content-Type multipart/form-data with a file field "
+                   f"'{IMAGE_FIELD}', got {_media_type(request) or 'none'}")
+  await _read_body(request)
+  try:
+    form = await request.form(max_files=1, max_fields=4)
+  except (starlette_exceptions.HTTPException, ValueError, KeyError) as e:
+    detail = getattr(e, "detail", None) or str(e)
+    raise ApiError(400, f"malformed multipart body: {detail}") from e
+  upload = form.get(IMAGE_FIELD)
+  if upload is None or isinstance(upload, str):
+    raise ApiError(400, f"expected a file in the multipart field '{IMAGE_FIELD}', got fields "
+                   f"{sorted(form.keys())}")
+  return await upload.read()
+
+
+def _add_error_handlers(app: fastapi.FastAPI) -> None:
+  """Every error as JSON {"error": "..."} (ApiError, Starlette's HTTP errors, validation)."""
 
   @app.exception_handler(ApiError)
   async def api_error(request, error: ApiError):
@@ -290,26 +347,39 @@ def create_app(store: model_store.ModelStore) -> fastapi.FastAPI:
     del request
     return _error(400, "; ".join(str(e.get("msg")) for e in error.errors()))
 
-  @app.get("/", response_class=responses.HTMLResponse, include_in_schema=False)
+
+def _service_router(store: model_store.ModelStore, metrics: _Metrics) -> fastapi.APIRouter:
+  """The drawing page, health, readiness and the Prometheus metrics."""
+  router = fastapi.APIRouter()
+  page = importlib.resources.files("serving").joinpath("page.html").read_text("utf-8")
+
+  @router.get("/", response_class=responses.HTMLResponse, include_in_schema=False)
   async def index():
     return responses.HTMLResponse(page)
 
-  @app.get("/healthz", summary="The process is up.")
+  @router.get("/healthz", summary="The process is up.")
   async def healthz():
     return _json({"status": "ok"})
 
-  @app.get("/readyz", summary="A verified model version is loaded (503 until then).",
+  @router.get("/readyz", summary="A verified model version is loaded (503 until then).",
            responses={"503": _ERROR_RESPONSE})
   async def readyz():
     loaded = _served(store)
     return _json({"status": "ready", "version": loaded.version, "device": loaded.device})
 
-  @app.get("/metrics", summary="Prometheus metrics.", response_class=responses.PlainTextResponse)
+  @router.get("/metrics", summary="Prometheus metrics.", response_class=responses.PlainTextResponse)
   async def metrics_endpoint():
     return responses.Response(prometheus_client.generate_latest(metrics.registry),
                               media_type=prometheus_client.CONTENT_TYPE_LATEST)
 
-  @app.get(MODEL_PATH, summary="Version status, in TF Serving's GetModelStatus shape.")
+  return router
+
+
+def _model_router(store: model_store.ModelStore, metrics: _Metrics) -> fastapi.APIRouter:
+  """TF Serving's model status, metadata and predict, and the image upload."""
+  router = fastapi.APIRouter()
+
+  @router.get(MODEL_PATH, summary="Version status, in TF Serving's GetModelStatus shape.")
   async def model_status():
     statuses: List[Dict[str, Any]] = []
     if store.current is not None:
@@ -320,55 +390,15 @@ def create_app(store: model_store.ModelStore) -> fastapi.FastAPI:
                        "status": {"error_code": "FAILED_PRECONDITION", "error_message": reason}})
     return _json({"model_version_status": statuses})
 
-  @app.get(METADATA_PATH, summary="Signature, quantization, labels, file hashes and device.",
+  @router.get(METADATA_PATH, summary="Signature, quantization, labels, file hashes and device.",
            responses={"503": _ERROR_RESPONSE})
   async def model_metadata():
-    loaded = _served(store)
-    manifest = loaded.manifest
-    input_scale, input_zero_point = loaded.input_quantization
-    output_scale, output_zero_point = loaded.output_quantization
-    inputs = _io_metadata(manifest.get("input", {}))
-    inputs["quantization"] = {"scale": input_scale, "zero_point": input_zero_point}
-    outputs = _io_metadata(manifest.get("output", {}))
-    outputs["quantization"] = {"scale": output_scale, "zero_point": output_zero_point}
-    return _json({
-        "model_spec": {"name": MODEL_NAME, "signature_name": SIGNATURE_NAME,
-                       "version": str(loaded.version)},
-        "metadata": {"signature_def": {SIGNATURE_NAME: {
-            "inputs": {contract.IMAGES_INPUT: inputs},
-            "outputs": {contract.PROBABILITIES_OUTPUT: outputs},
-            "accepts": "pixels 0-255, each image 28x28, 28x28x1 or 784 values"}}},
-        "labels": loaded.labels,
-        "files": manifest.get("files"),
-        "sha256": manifest["files"][pusher_constants.MODEL_FILE]["sha256"],
-        "device": loaded.device,
-        "device_reason": loaded.device_reason,
-        "edgetpu": manifest.get("edgetpu"),
-        "evaluation": manifest.get("evaluation"),
-        "pushed_at": manifest.get("pushed_at"),
-        "path": loaded.path,
-    })
+    return _json(_metadata(_served(store)))
 
-  @app.post(PREDICT_PATH, summary="Classify images given as pixel values (TF Serving's "
+  @router.post(PREDICT_PATH, summary="Classify images given as pixel values (TF Serving's "
             "predict).", openapi_extra=_PREDICT_OPENAPI)
   async def predict(request: fastapi.Request):
-    if _media_type(request) != "application/json":
-      raise ApiError(415, f"expected Content-Type application/json, got "
-                     f"{_media_type(request) or 'none'}")
-    payload = _parse_json(await _read_body(request))
-    if not isinstance(payload, dict):
-      raise ApiError(400, "expected a JSON object with 'instances' or 'inputs'")
-    signature = payload.get("signature_name", SIGNATURE_NAME)
-    if signature != SIGNATURE_NAME:
-      raise ApiError(400, f"unknown signature_name {signature!r}; this model has "
-                     f"{SIGNATURE_NAME!r}")
-    unknown = set(payload) - {"instances", "inputs", "signature_name"}
-    fields = [field for field in ("instances", "inputs") if field in payload]
-    if unknown or len(fields) != 1:
-      raise ApiError(400, "expected exactly one of 'instances' or 'inputs'" +
-                     (f"; unknown keys {sorted(unknown)}" if unknown else ""))
-    field = fields[0]
-    pixels = _instance_pixels(payload[field], field)
+    field, pixels = _parse_predict_request(request, await _read_body(request))
     loaded = _served(store)
     result = _predictions(loaded, pixels)
     metrics.predictions.inc(len(pixels))
@@ -376,24 +406,11 @@ def create_app(store: model_store.ModelStore) -> fastapi.FastAPI:
                   "classes": result["classes"], "labels": result["labels"],
                   "model_version": str(loaded.version), "device": loaded.device})
 
-  @app.post(CLASSIFY_IMAGE_PATH, summary="Classify an uploaded PNG/JPEG of a digit (MNIST "
+  @router.post(CLASSIFY_IMAGE_PATH, summary="Classify an uploaded PNG/JPEG of a digit (MNIST "
             "preprocessing: invert, crop, 20x20 box, centre of mass).",
             openapi_extra=_CLASSIFY_OPENAPI)
   async def classify_image(request: fastapi.Request):
-    if _media_type(request) != "multipart/form-data":
-      raise ApiError(415, f"expected Content-Type multipart/form-data with a file field "
-                     f"'{IMAGE_FIELD}', got {_media_type(request) or 'none'}")
-    await _read_body(request)
-    try:
-      form = await request.form(max_files=1, max_fields=4)
-    except (starlette_exceptions.HTTPException, ValueError, KeyError) as e:
-      detail = getattr(e, "detail", None) or str(e)
-      raise ApiError(400, f"malformed multipart body: {detail}") from e
-    upload = form.get(IMAGE_FIELD)
-    if upload is None or isinstance(upload, str):
-      raise ApiError(400, f"expected a file in the multipart field '{IMAGE_FIELD}', got fields "
-                     f"{sorted(form.keys())}")
-    content = await upload.read()
+    content = await _uploaded_image(request)
     loaded = _served(store)
 
     def classify():
@@ -409,6 +426,19 @@ def create_app(store: model_store.ModelStore) -> fastapi.FastAPI:
                   "labels": result["labels"], "model_version": str(loaded.version),
                   "device": loaded.device, "mnist_image": pixels.tolist()})
 
+  return router
+
+
+def create_app(store: model_store.ModelStore) -> fastapi.FastAPI:
+  """The ASGI app over `store` (which the caller starts and stops)."""
+  app = fastapi.FastAPI(
+      title="MNIST Edge TPU model server",
+      description="The pushed int8 MNIST model behind TensorFlow Serving's REST API.",
+      version="1", default_response_class=responses.JSONResponse)
+  metrics = _Metrics(store)
+  _add_error_handlers(app)
+  app.include_router(_service_router(store, metrics))
+  app.include_router(_model_router(store, metrics))
   app.add_middleware(_GuardMiddleware, metrics=metrics, max_body_bytes=MAX_BODY_BYTES,
                      endpoints=frozenset({"/", "/healthz", "/readyz", "/metrics", MODEL_PATH,
                                           METADATA_PATH, PREDICT_PATH, CLASSIFY_IMAGE_PATH}))

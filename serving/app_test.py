@@ -1,6 +1,6 @@
 """The REST API on loopback (`python -m serving serve` in a subprocess) over a real pushed version.
 
-Predictions are compared with components.int8_runtime run on the same model.tflite bytes at batch 1,
+Predictions are compared with core.int8_runtime run on the same model.tflite bytes at batch 1,
 exactly as Int8Evaluator computes its int8 metrics.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from components import contract
-from components import int8_runtime
+from core import contract
+from core import int8_runtime
 from serving import app as app_lib
 from serving import preprocess
 from tests import fixtures_model

@@ -1,30 +1,29 @@
 """`mnist-tfx serve` and `mnist-tfx predict`: the pushed model over HTTP and on image files.
 
-Nothing here imports TensorFlow (serving needs numpy, LiteRT, FastAPI and Pillow only); the heavy
-imports happen inside the commands so that `--help` answers at once. `python -m serving` runs the
-same two commands without the pipeline's command (the serving image has no TensorFlow).
+Nothing here imports TensorFlow (serving needs numpy, LiteRT, FastAPI and Pillow only); FastAPI
+and uvicorn are imported inside the commands so that `--help` answers at once. `python -m serving`
+runs the same two commands without the pipeline's command (the serving image has no TensorFlow).
 """
 
 import argparse
 import json
-import os
 import sys
 
-from components.pusher import constants as pusher_constants
-from mnist_tfx import options
-from pipeline import configs
+from core import errors
+from core import paths
+from core import push_manifest
+from serving import model_store
 
-# Where `mnist-tfx run` pushes by default: PIPELINE_ROOT/pushed_models under the default root.
-DEFAULT_PUSH_DESTINATION = os.path.join(options.DEFAULT_PIPELINE_ROOT, configs.PUSHED_MODELS_DIR)
 DEFAULT_PORT = 8501  # TensorFlow Serving's REST port.
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
   parser.add_argument(
-      "--push-destination", default=DEFAULT_PUSH_DESTINATION,
-      help="The pusher's destination holding the versions DEST/<N>/ (a local directory; a URI "
-      "such as gs://... needs the full install with TensorFlow) (default: ./%(default)s, where "
-      "`mnist-tfx run` pushes).")
+      "--push-destination", default=paths.default_push_destination(),
+      help="The local directory holding the pusher's versions DEST/<N>/ (default: ./%(default)s, "
+      "where `mnist-tfx run` pushes). A destination in object storage (gs://, s3://) is copied "
+      "to a local directory first, as KServe's storage initializer does, e.g. `gsutil -m rsync "
+      "-r gs://bucket/pushed_models models`.")
   parser.add_argument(
       "--model-version", type=int, metavar="N",
       help="Serve version N only (default: the newest version that verifies and loads).")
@@ -39,14 +38,14 @@ def add_parser(commands) -> None:
       "switches to newer versions as they are pushed. Endpoints: GET /v1/models/mnist, "
       "/v1/models/mnist/metadata; POST /v1/models/mnist:predict, "
       f"/v1/models/mnist:classify_image; /metrics, /healthz, /readyz; the page at /; "
-      f"{pusher_constants.MODEL_FILE} runs with LiteRT, without TensorFlow.")
+      f"{push_manifest.MODEL_FILE} runs with LiteRT, without TensorFlow.")
   _add_model_options(serve)
   serve.add_argument("--host", default="127.0.0.1",
                      help="Address to listen on (default: %(default)s, this machine only; "
                      "0.0.0.0 for every interface).")
   serve.add_argument("--port", type=int, default=DEFAULT_PORT,
                      help="Port (default: %(default)s, TF Serving's REST port).")
-  serve.add_argument("--poll-seconds", type=float, default=2.0,
+  serve.add_argument("--poll-seconds", type=float, default=model_store.DEFAULT_POLL_SECONDS,
                      help="How often to look for a newer version (default: %(default)s).")
   serve.set_defaults(func=serve_command)
 
@@ -62,16 +61,15 @@ def add_parser(commands) -> None:
   predict.set_defaults(func=predict_command)
 
 
-def _load_store(args: argparse.Namespace, poll_seconds: float = 2.0):
-  from serving import model_store
+def _load_store(args: argparse.Namespace,
+                poll_seconds: float = model_store.DEFAULT_POLL_SECONDS) -> model_store.ModelStore:
   store = model_store.ModelStore(args.push_destination, pinned_version=args.model_version,
                                  poll_seconds=poll_seconds)
   store.refresh()
   return store
 
 
-def _describe(store) -> str:
-  from serving import model_store
+def _describe(store: model_store.ModelStore) -> str:
   loaded = store.current
   skipped = "".join(f"\n  skipped: {reason}" for reason in store.failures.values())
   if loaded is None:
@@ -107,8 +105,7 @@ def predict_command(args: argparse.Namespace) -> int:
   store = _load_store(args)
   loaded = store.current
   if loaded is None:
-    print(f"Cannot predict: {_describe(store)}", file=sys.stderr)
-    return 2
+    raise errors.PipelineInputError(f"cannot predict: {_describe(store)}")
   failed = 0
   for path in args.images:
     try:
@@ -129,4 +126,4 @@ def predict_command(args: argparse.Namespace) -> int:
       print(f"{path}: {loaded.labels[top]} ({probabilities[top]:.1%})")
   if not args.json:
     print(f"(model version {loaded.version}, {loaded.device})", file=sys.stderr)
-  return 2 if failed else 0
+  return errors.EXIT_BAD_INPUT if failed else errors.EXIT_OK

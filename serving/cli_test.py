@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from components import int8_runtime
+from core import int8_runtime
 from serving import preprocess
 from tests import fixtures_model
 from tests import fixtures_serving

@@ -1,16 +1,15 @@
 """Finds, verifies and loads pushed versions; keeps serving the newest good one (no TensorFlow).
 
-A pushed version is DEST/<version>/ (see components/pusher/versioned_push.py: integer names only,
-the `.incomplete-push-*` directories of pushes in progress are never versions) holding
-`model.tflite`, optionally `model_edgetpu.tflite`, and the manifest `model.json` with every file's
-sha256. A version is served only after each file listed in the manifest matched its sha256 and the
-interpreter ran one image; a version that fails is reported (`failures`) and never retried, and the
-last good version keeps serving.
+A pushed version is DEST/<version>/ (core/versions.py: integer names only, the
+`.incomplete-push-*` directories of pushes in progress are never versions) holding the files of
+core/push_manifest.py: `model.tflite`, optionally `model_edgetpu.tflite`, and the manifest
+`model.json` with every file's sha256. A version is served only after each file listed in the
+manifest matched its sha256 and the interpreter ran one image; a version that fails is reported
+(`failures`) and never retried, and the last good version keeps serving.
 
-Paths: DEST is a local directory, read with os/pathlib, so serving never imports TensorFlow (the
-serving image has none). A URI with a scheme (gs://, s3://, ...) is read through TFX's
-`tfx.dsl.io.fileio`, which imports TensorFlow: that needs the full install (`mnist-tfx`), not the
-serving image; there, sync the destination to a local directory first (e.g. `gsutil rsync`).
+Paths: DEST is a local directory, read with os, so serving never imports TensorFlow (the serving
+image has none). A destination in object storage is copied to a local directory first, as KServe's
+storage initializer does (or `gsutil rsync`).
 
 Edge TPU: when the version has `model_edgetpu.tflite`, the Edge TPU delegate `libedgetpu.so.1` is
 loaded through LiteRT; when that fails (no library, no device) the CPU int8 model serves and
@@ -19,8 +18,6 @@ loaded through LiteRT; when that fails (no library, no device) the CPU int8 mode
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import os
 import queue
 import threading
@@ -29,9 +26,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from absl import logging
 import numpy as np
 
-from components import contract
-from components import int8_runtime
-from components.pusher import constants as pusher_constants
+from core import hashing
+from core import int8_runtime
+from core import push_manifest
+from core import versions
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"  # Coral's runtime (libedgetpu1-std / -max).
 CPU = "cpu"
@@ -43,53 +41,9 @@ class VersionError(ValueError):
   """A pushed version cannot be served: missing or mismatching file, bad manifest or model."""
 
 
-class _LocalFiles:
-  """DEST on the local filesystem (os only)."""
-
-  def listdir(self, path: str) -> List[str]:
-    return os.listdir(path) if os.path.isdir(path) else []
-
-  def read(self, path: str) -> bytes:
-    with open(path, "rb") as f:
-      return f.read()
-
-  def exists(self, path: str) -> bool:
-    return os.path.exists(path)
-
-
-class _FileioFiles:
-  """DEST behind a URI, through TFX's fileio (imports TensorFlow; full install only)."""
-
-  def __init__(self):
-    from tfx.dsl.io import fileio  # Lazy: only for URIs, see the module docstring.
-    self._fileio = fileio
-
-  def listdir(self, path: str) -> List[str]:
-    if not self._fileio.exists(path):
-      return []
-    return [entry.rstrip("/") for entry in self._fileio.listdir(path)]
-
-  def read(self, path: str) -> bytes:
-    with self._fileio.open(path, "rb") as f:
-      return f.read()
-
-  def exists(self, path: str) -> bool:
-    return self._fileio.exists(path)
-
-
-def _files_for(destination: str):
-  return _FileioFiles() if "://" in destination else _LocalFiles()
-
-
-def _join(destination: str, *names: str) -> str:
-  return "/".join([destination.rstrip("/"), *names]) if "://" in destination else os.path.join(
-      destination, *names)
-
-
-def list_versions(destination: str, files=None) -> List[int]:
-  """Published versions under `destination`, ascending (versioned_push's rule: all-digit names)."""
-  files = files or _files_for(destination)
-  return sorted(int(name) for name in files.listdir(destination) if name.isdigit())
+def list_versions(destination: str) -> List[int]:
+  """Published versions under the local directory `destination`, ascending (core.versions)."""
+  return versions.versions(os.listdir(destination)) if os.path.isdir(destination) else []
 
 
 def load_edgetpu_delegate() -> Any:
@@ -108,7 +62,7 @@ class LoadedModel:
   """
   version: int
   path: str
-  manifest: Dict[str, Any]
+  manifest: push_manifest.PushManifest
   device: str  # CPU or EDGETPU
   device_reason: str
   _make: Callable[[], int8_runtime.Int8Classifier]
@@ -145,42 +99,50 @@ class LoadedModel:
 
   @property
   def labels(self) -> List[str]:
-    return list(self.manifest.get("labels") or contract.LABELS)
+    return list(self.manifest.labels)
 
 
-def load_version(destination: str, version: int, files=None,
-                 delegate_loader: Callable[[], Any] = load_edgetpu_delegate) -> LoadedModel:
-  """Verifies DEST/<version> against its manifest and loads it; raises VersionError."""
-  files = files or _files_for(destination)
-  path = _join(destination, str(version))
-  manifest_path = _join(path, pusher_constants.MANIFEST_FILE)
+def _read_manifest(path: str, version: int) -> push_manifest.PushManifest:
+  manifest_path = os.path.join(path, push_manifest.FILE_NAME)
   try:
-    manifest = json.loads(files.read(manifest_path))
+    with open(manifest_path, "rb") as f:
+      manifest = push_manifest.from_json(f.read(), manifest_path)
   except (OSError, ValueError) as e:
     raise VersionError(f"version {version}: cannot read {manifest_path}: {e}") from e
-  listed = manifest.get("files") if isinstance(manifest, dict) else None
-  if not isinstance(listed, dict) or pusher_constants.MODEL_FILE not in listed:
-    raise VersionError(f"version {version}: {manifest_path} lists no "
-                       f"{pusher_constants.MODEL_FILE} under 'files'")
-  if manifest.get("version") not in (None, version):
-    raise VersionError(f"version {version}: {manifest_path} says version "
-                       f"{manifest.get('version')!r}")
+  if manifest.version != version:
+    raise VersionError(f"version {version}: {manifest_path} says version {manifest.version}")
+  return manifest
+
+
+def _read_verified_files(path: str, version: int,
+                         manifest: push_manifest.PushManifest) -> Dict[str, bytes]:
+  """{name: content} of every file the manifest lists, each checked against its sha256."""
   contents = {}
-  for name, entry in listed.items():
-    file_path = _join(path, name)
+  for name, entry in manifest.files.items():
+    file_path = os.path.join(path, name)
     try:
-      content = files.read(file_path)
+      with open(file_path, "rb") as f:
+        content = f.read()
     except OSError as e:
       raise VersionError(f"version {version}: cannot read {file_path}: {e}") from e
-    sha256 = hashlib.sha256(content).hexdigest()
-    if sha256 != entry.get("sha256"):
+    sha256 = hashing.sha256_bytes(content)
+    if sha256 != entry.sha256:
       raise VersionError(f"version {version}: {name} has sha256 {sha256}, the manifest says "
-                         f"{entry.get('sha256')}: refusing a file that is not the pushed one")
+                         f"{entry.sha256}: refusing a file that is not the pushed one")
     contents[name] = content
-  model_content = contents[pusher_constants.MODEL_FILE]
+  return contents
+
+
+def load_version(destination: str, version: int,
+                 delegate_loader: Callable[[], Any] = load_edgetpu_delegate) -> LoadedModel:
+  """Verifies DEST/<version> against its manifest and loads it; raises VersionError."""
+  path = os.path.join(destination, str(version))
+  manifest = _read_manifest(path, version)
+  contents = _read_verified_files(path, version, manifest)
+  model_content = contents[push_manifest.MODEL_FILE]
 
   device, reason, make = CPU, "no Edge TPU model in this version", None
-  edgetpu_content = contents.get(pusher_constants.EDGETPU_MODEL_FILE)
+  edgetpu_content = contents.get(push_manifest.EDGETPU_MODEL_FILE)
   if edgetpu_content is not None:
     try:
       delegate = delegate_loader()
@@ -188,10 +150,10 @@ def load_version(destination: str, version: int, files=None,
 
       def make():
         return int8_runtime.Int8Classifier(edgetpu_content, delegates=[delegate])
-      device, reason = EDGETPU, f"{pusher_constants.EDGETPU_MODEL_FILE} on {EDGETPU_LIBRARY}"
+      device, reason = EDGETPU, f"{push_manifest.EDGETPU_MODEL_FILE} on {EDGETPU_LIBRARY}"
     except (ValueError, OSError, RuntimeError) as e:
-      reason = (f"{pusher_constants.EDGETPU_MODEL_FILE} present but the Edge TPU delegate "
-                f"{EDGETPU_LIBRARY} did not load ({e}); running {pusher_constants.MODEL_FILE} "
+      reason = (f"{push_manifest.EDGETPU_MODEL_FILE} present but the Edge TPU delegate "
+                f"{EDGETPU_LIBRARY} did not load ({e}); running {push_manifest.MODEL_FILE} "
                 "on the CPU")
       logging.warning("Version %d: %s", version, reason)
   if make is None:
@@ -203,7 +165,7 @@ def load_version(destination: str, version: int, files=None,
     with loaded.classifier() as classifier:  # Loads one interpreter and runs one image.
       probabilities = classifier.predict_pixels(np.zeros((1,) + classifier.example_shape))
   except ValueError as e:  # Int8ModelError, or LiteRT refusing the flatbuffer.
-    raise VersionError(f"version {version}: {pusher_constants.MODEL_FILE} does not load: {e}") \
+    raise VersionError(f"version {version}: {push_manifest.MODEL_FILE} does not load: {e}") \
         from e
   if probabilities.shape != (1, len(loaded.labels)):
     raise VersionError(f"version {version}: the model outputs {probabilities.shape[1:]}, the "
@@ -225,7 +187,6 @@ class ModelStore:
     self.poll_seconds = poll_seconds
     self.current: Optional[LoadedModel] = None
     self.failures: Dict[int, str] = {}  # version -> why it is not served
-    self._files = _files_for(destination)
     self._delegate_loader = delegate_loader
     self._lock = threading.Lock()
     self._stop = threading.Event()
@@ -234,17 +195,17 @@ class ModelStore:
   def refresh(self) -> Optional[LoadedModel]:
     """Loads the newest good version newer than the current one (or the pinned one)."""
     with self._lock:
-      versions = list_versions(self.destination, self._files)
+      published = list_versions(self.destination)
       if self.pinned_version is not None:
-        candidates = [v for v in versions if v == self.pinned_version]
+        candidates = [v for v in published if v == self.pinned_version]
       else:
         floor = self.current.version if self.current else 0
-        candidates = [v for v in reversed(versions) if v > floor]
+        candidates = [v for v in reversed(published) if v > floor]
       for version in candidates:
         if version in self.failures or (self.current and self.current.version == version):
           continue
         try:
-          loaded = load_version(self.destination, version, self._files, self._delegate_loader)
+          loaded = load_version(self.destination, version, self._delegate_loader)
         except VersionError as e:
           self.failures[version] = str(e)
           logging.error("Not serving %s", e)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from components import contract
+from core import contract
 
 FORMATS = ("PNG", "JPEG")
 MAX_IMAGE_PIXELS = 16_000_000  # Width x height; larger is refused before decoding.

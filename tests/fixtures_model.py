@@ -2,7 +2,7 @@
 
 `trained_model_dir` is a reasonable model (well above chance on the slice), `untrained_model_dir`
 a deliberately bad one with the same signatures (0 training steps); both are SavedModel dirs with
-the three signatures of components/features.py.
+the three signatures of core/contract.py.
 """
 
 import dataclasses
@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from components import contract
+from core import contract
 from tests import fixtures_data
 from tests import mnist_slices
 from trainer_module import train

@@ -20,7 +20,7 @@ from typing import List, Optional
 import httpx
 import pytest
 
-from components.pusher import constants as pusher_constants
+from core import push_manifest
 from tests import mnist_slices
 
 REPO_ROOT = str(mnist_slices.REPO_ROOT)
@@ -39,8 +39,8 @@ def pushed_version(trained_model_dir, tmp_path_factory) -> PushedVersion:
   """DEST/1 as the real EdgeTpuPusher publishes it for the slice-trained model."""
   from tfx.utils import path_utils
 
-  from components import int8_tflite
   from components.pusher import edgetpu_compiler
+  from core import int8_tflite
   from tests import pusher_runs
   work = tmp_path_factory.mktemp("pushed")
   model_uri = str(work / "model")
@@ -56,9 +56,9 @@ def pushed_version(trained_model_dir, tmp_path_factory) -> PushedVersion:
         if d and not os.path.exists(os.path.join(d, edgetpu_compiler.COMPILER_NAME))))
     pusher_runs.run_pusher(work, model_uri, blessing, destination)
   version_dir = os.path.join(destination, "1")
-  with open(os.path.join(version_dir, pusher_constants.MODEL_FILE), "rb") as f:
+  with open(os.path.join(version_dir, push_manifest.MODEL_FILE), "rb") as f:
     model_content = f.read()
-  with open(os.path.join(version_dir, pusher_constants.MANIFEST_FILE)) as f:
+  with open(os.path.join(version_dir, push_manifest.FILE_NAME)) as f:
     manifest = json.load(f)
   return PushedVersion(destination, version_dir, model_content, manifest)
 
@@ -96,15 +96,20 @@ class Server:
 
 
 def start_server(destination: str, log_path: str, extra_args: Optional[List[str]] = None,
-                 ready: bool = True, timeout: float = 60) -> Server:
-  """Starts `python -m serving serve` on a free loopback port; waits for /healthz (or /readyz)."""
+                 ready: bool = True, timeout: float = 60, python: str = sys.executable,
+                 source_root: str = REPO_ROOT, env: Optional[dict] = None) -> Server:
+  """Starts `python -m serving serve` on a free loopback port; waits for /healthz (or /readyz).
+
+  `python` and `source_root` (its working directory and PYTHONPATH) default to this interpreter
+  and the checkout; `env` replaces the inherited environment when given.
+  """
   port = free_port()
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+  env = dict(os.environ if env is None else env, PYTHONPATH=source_root)
   log = open(log_path, "w")
   process = subprocess.Popen(
-      [sys.executable, "-m", "serving", "serve", "--push-destination", destination,
+      [python, "-m", "serving", "serve", "--push-destination", destination,
        "--port", str(port), *(extra_args or [])],
-      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=source_root)
   log.close()
   server = Server(process, f"http://127.0.0.1:{port}", log_path)
   deadline = time.monotonic() + timeout

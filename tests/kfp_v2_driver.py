@@ -52,6 +52,14 @@ DEFAULT_SYSTEM_TITLE = "system.Artifact"
 PLACEHOLDER = "{{$}}"
 
 
+def read_pipeline_spec(spec_file: str) -> Dict[str, Any]:
+  """The PipelineSpec of a file `mnist-tfx kubeflow compile` wrote (.yaml, or .json PipelineJob)."""
+  with open(spec_file) as f:
+    if spec_file.endswith(".json"):
+      return json.load(f)["pipelineSpec"]
+    return yaml.safe_load(f)
+
+
 class Launcher(enum.Enum):
   OPEN_SOURCE = "open-source KFP v2"
   VERTEX = "Vertex AI"

@@ -21,7 +21,7 @@ def make_blessing(uri: str, blessed: bool, sha256: str, reason: str):
       tfx_evaluator_constants.BLESSED_VALUE if blessed else
       tfx_evaluator_constants.NOT_BLESSED_VALUE)
   blessing.set_string_custom_property(evaluator_constants.TFLITE_SHA256_PROPERTY, sha256)
-  blessing.set_string_custom_property(evaluator_constants.REASON_PROPERTY, reason)
+  blessing.set_string_custom_property(evaluator_constants.BLESSING_MESSAGE_PROPERTY, reason)
   return blessing
 
 

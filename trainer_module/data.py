@@ -11,8 +11,8 @@ from typing import Iterable, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components import contract
-from components import features
+from core import contract
+from core import features
 
 _READ_BATCH = 4096
 

@@ -1,15 +1,15 @@
 """Exports the inference graph (fake quant on, range tracking and dropout off) as a SavedModel.
 
-The three signatures are the contract in components/features.py; predict_single_image is the one
-components/int8_tflite.py converts for the Edge TPU.
+The three signatures are the contract in core/contract.py; predict_single_image is the one
+core/int8_tflite.py converts for the Edge TPU.
 """
 
 from typing import Callable
 
 import tensorflow as tf
 
-from components import contract
-from components import features
+from core import contract
+from core import features
 from trainer_module import model as model_lib
 
 

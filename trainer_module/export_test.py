@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 import tflite
 
-from components import contract
-from components import features
-from components import int8_tflite
+from core import contract
+from core import features
+from core import int8_tflite
 from tests import fixtures_model
 
 # What the Edge TPU compiler maps whole; any QUANTIZE/DEQUANTIZE means float crept in.

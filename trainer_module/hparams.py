@@ -5,7 +5,7 @@ import hashlib
 import json
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
-from components import config_values
+from core import config_values
 
 MODELS = ("cnn", "mlp")
 LR_SCHEDULES = ("one_cycle", "cosine", "exponential", "constant")

@@ -15,9 +15,9 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 from tfx.components.trainer import fn_args_utils
 
-from components import config_values
-from components import contract
-from components import features
+from core import config_values
+from core import contract
+from core import features
 from trainer_module import data
 from trainer_module import export
 from trainer_module import hparams as hparams_lib

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import contract
-from components import features
-from components import int8_tflite
+from core import contract
+from core import features
+from core import int8_tflite
 from tests import fixtures_model
 from trainer_module import keras_baseline
 from trainer_module import run_test

@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from components import contract
+from core import contract
 from trainer_module import hparams as hparams_lib
 from trainer_module import layers
 from trainer_module import quantizers

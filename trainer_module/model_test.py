@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import contract
-from components import features
+from core import contract
+from core import features
 from tests import mnist_slices
 from trainer_module import hparams as hparams_lib
 from trainer_module import model as model_lib

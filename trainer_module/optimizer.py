@@ -34,8 +34,10 @@ def learning_rate(hp: hparams_lib.HParams, step: tf.Tensor, steps_per_epoch: int
 class Adam(tf.Module):
   """Adam (Kingma & Ba, Algorithm 1) with bias correction folded into the step size.
 
-  The update is tf_keras' Adam (and snt.optimizers.Adam) with epsilon added to sqrt(v):
+  The update is tf_keras' Adam, epsilon added to sqrt(v) before bias correction:
   lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + epsilon).
+  (snt.optimizers.Adam adds epsilon after it: p -= lr * m_hat / (sqrt(v_hat) + epsilon), with
+  m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t); the two differ while v is near epsilon^2.)
   """
 
   def __init__(self, parameters: Sequence[tf.Variable], beta1: float = 0.9, beta2: float = 0.999,

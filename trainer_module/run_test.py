@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components import contract
+from core import contract
 from trainer_module import train
 
 pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.

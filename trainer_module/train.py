@@ -24,8 +24,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from components import contract
-from components import features
+from core import contract
+from core import features
 from trainer_module import data
 from trainer_module import export
 from trainer_module import hparams as hparams_lib
@@ -117,14 +117,6 @@ def _train_step_fn(network: model_lib.Network, adam: optimizer_lib.Adam, hp: hpa
   return train_step
 
 
-def make_train_step(network: model_lib.Network, adam: optimizer_lib.Adam,
-                    hp: hparams_lib.HParams, steps_per_epoch: int, total_steps: int):
-  """One traced Adam step on a batch, see _train_step_fn (for benchmarks and tests)."""
-  # autograph=False: the step has no data-dependent Python control flow, and tracing is faster.
-  return tf.function(_train_step_fn(network, adam, hp, steps_per_epoch, total_steps),
-                     input_signature=[_PIXELS_SPEC, _LABELS_SPEC], autograph=False)
-
-
 def make_train_steps(network: model_lib.Network, adam: optimizer_lib.Adam,
                      hp: hparams_lib.HParams, steps_per_epoch: int, total_steps: int):
   """Many Adam steps per call, over a split held in memory as tensors.
@@ -213,6 +205,99 @@ def _make_evaluation(network: model_lib.Network, adam: optimizer_lib.Adam,
   return evaluate
 
 
+@dataclasses.dataclass
+class _Training:
+  """One process's training state: the network, its optimizer and checkpoint, the compiled step
+  functions and the split in memory. `step` is the next step to run (from the optimizer)."""
+  hp: hparams_lib.HParams
+  network: model_lib.Network
+  adam: optimizer_lib.Adam
+  epochs_done: tf.Variable
+  manager: tf.train.CheckpointManager
+  train_steps: Any
+  write_step_summaries: Any
+  pixels: tf.Tensor  # uint8 [N, 784]
+  labels: tf.Tensor  # int32 [N]
+  steps_per_epoch: int
+  total_steps: int
+
+  @property
+  def num_examples(self) -> int:
+    return int(self.labels.shape[0])
+
+
+def _restored_training(hp: hparams_lib.HParams, train_files: Sequence[str], model_run_dir: str,
+                       pixels: np.ndarray, labels: np.ndarray,
+                       max_steps: Optional[int]) -> _Training:
+  """Builds the network and optimizer and restores the latest epoch checkpoint, if any."""
+  steps_per_epoch = math.ceil(len(labels) / hp.batch_size)
+  total_steps = hp.epochs * steps_per_epoch
+  if max_steps:
+    total_steps = min(total_steps, max_steps)
+  network = model_lib.build(hp)
+  adam = optimizer_lib.Adam(network.trainable_variables)
+  epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
+  checkpoint = tf.train.Checkpoint(network=network, optimizer=adam, epochs_done=epochs_done)
+  manager = tf.train.CheckpointManager(
+      checkpoint, checkpoint_dir_for(hp, train_files, model_run_dir), max_to_keep=2)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+    logging.info("Resuming from %s after epoch %d (step %d).", manager.latest_checkpoint,
+                 int(epochs_done.numpy()), int(adam.step.numpy()))
+  return _Training(hp, network, adam, epochs_done, manager,
+                   make_train_steps(network, adam, hp, steps_per_epoch, total_steps),
+                   _make_step_summaries(network), tf.constant(pixels), tf.constant(labels),
+                   steps_per_epoch, total_steps)
+
+
+def _log_inputs_and_graph(training: _Training, writer) -> None:
+  """Sample input images and the forward graph as exported (the Graphs tab), at step 0."""
+  with writer.as_default():
+    images = features.to_images(training.pixels[:_NUM_LOGGED_IMAGES])
+    tf.summary.image("input_images", images, step=0, max_outputs=_NUM_LOGGED_IMAGES)
+    tf.summary.trace_on(graph=True, profiler=False)
+    _make_forward_graph(training.network)(images)
+    tf.summary.trace_export(FORWARD_GRAPH_TAG, step=0)
+
+
+def _train_epoch(training: _Training, epoch: int, progress: progress_lib.TrainingProgress,
+                 trace: bool) -> Tuple[float, float, int]:
+  """Runs the epoch's remaining steps; returns (summed loss, correct predictions, examples).
+
+  Each call of the multi-step function ends at the next summary step (inclusive), the epoch's end
+  or _MAX_STEPS_PER_CALL; `trace` records the first call's graph for TensorBoard.
+  """
+  hp, step = training.hp, int(training.adam.step.numpy())
+  epoch_start = epoch * training.steps_per_epoch
+  epoch_end = min(training.total_steps, epoch_start + training.steps_per_epoch)
+  order = tf.constant(data.epoch_order(training.num_examples, hp.seed, epoch), tf.int32)
+  loss_sum, correct_sum, examples = 0.0, 0.0, 0
+  while step < epoch_end:
+    last = min(epoch_end - 1, step + _MAX_STEPS_PER_CALL - 1,
+               step + (-step) % hp.summary_every_steps)
+    num_steps = last - step + 1
+    if trace:
+      tf.summary.trace_on(graph=True, profiler=False)
+    losses, corrects, lrs, quantized = training.train_steps(
+        training.pixels, training.labels, order, tf.constant(step - epoch_start),
+        tf.constant(num_steps))
+    if trace:
+      tf.summary.trace_export("train_step", step=step)
+      trace = False
+    batch_examples = min(training.num_examples, (last + 1 - epoch_start) * hp.batch_size) - (
+        step - epoch_start) * hp.batch_size
+    if last % hp.summary_every_steps == 0:
+      last_batch = batch_examples - (num_steps - 1) * hp.batch_size
+      training.write_step_summaries(tf.constant(last, tf.int64), losses[-1] / last_batch,
+                                    corrects[-1] / last_batch, lrs[-1], quantized[-1])
+    call_loss, call_correct = float(tf.reduce_sum(losses)), float(tf.reduce_sum(corrects))
+    loss_sum, correct_sum, examples = (loss_sum + call_loss, correct_sum + call_correct,
+                                       examples + batch_examples)
+    progress.update(batch_examples, call_loss, call_correct)
+    step = last + 1
+  return loss_sum, correct_sum, examples
+
+
 def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
                      serving_model_dir: str, model_run_dir: str,
                      hparams: Union[hparams_lib.HParams, Mapping[str, Any], None] = None,
@@ -226,105 +311,56 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
         else hparams_lib.HParams.from_config(hparams))
   train_pixels, train_labels = data.load_split(train_files)
   eval_pixels, eval_labels = data.load_split(eval_files)
-  steps_per_epoch = math.ceil(len(train_labels) / hp.batch_size)
-  total_steps = hp.epochs * steps_per_epoch
-  if max_steps:
-    total_steps = min(total_steps, max_steps)
+  training = _restored_training(hp, train_files, model_run_dir, train_pixels, train_labels,
+                                max_steps)
   logging.info("Training %s on %d examples (eval %d), %d epochs of %d steps, %d steps in all: %s",
-               hp.model, len(train_labels), len(eval_labels), hp.epochs, steps_per_epoch,
-               total_steps, hp)
-
-  network = model_lib.build(hp)
-  adam = optimizer_lib.Adam(network.trainable_variables)
-  epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
-  checkpoint = tf.train.Checkpoint(network=network, optimizer=adam, epochs_done=epochs_done)
-  checkpoint_dir = checkpoint_dir_for(hp, train_files, model_run_dir)
-  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-    logging.info("Resuming from %s after epoch %d (step %d).", manager.latest_checkpoint,
-                 int(epochs_done.numpy()), int(adam.step.numpy()))
-
+               hp.model, len(train_labels), len(eval_labels), hp.epochs,
+               training.steps_per_epoch, training.total_steps, hp)
   train_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, TRAIN_LOG_SUBDIR))
   eval_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, EVAL_LOG_SUBDIR))
-  train_steps = make_train_steps(network, adam, hp, steps_per_epoch, total_steps)
-  write_step_summaries = _make_step_summaries(network)
-  evaluate = _make_evaluation(network, adam, hp, eval_pixels, eval_labels)
+  evaluate = _make_evaluation(training.network, training.adam, hp, eval_pixels, eval_labels)
+  _log_inputs_and_graph(training, train_writer)
 
-  with train_writer.as_default():
-    images = features.to_images(train_pixels[:_NUM_LOGGED_IMAGES])
-    tf.summary.image("input_images", images, step=0, max_outputs=_NUM_LOGGED_IMAGES)
-    # The forward pass as exported, for the Graphs tab: input_quant -> conv1 -> ... -> logits.
-    tf.summary.trace_on(graph=True, profiler=False)
-    _make_forward_graph(network)(images)
-    tf.summary.trace_export(FORWARD_GRAPH_TAG, step=0)
-
-  pixels_tensor, labels_tensor = tf.constant(train_pixels), tf.constant(train_labels)
   trained_examples, trained_seconds, epoch_throughputs, eval_history = 0, 0.0, [], []
   eval_loss, eval_accuracy = evaluate()
-  step = int(adam.step.numpy())
+  step, epochs_done = int(training.adam.step.numpy()), int(training.epochs_done.numpy())
   progress = progress_lib.TrainingProgress(
-      total_examples=min(total_steps * hp.batch_size, hp.epochs * len(train_labels)),
-      done_examples=min(step * hp.batch_size, int(epochs_done.numpy()) * len(train_labels)))
-  for epoch in range(int(epochs_done.numpy()), hp.epochs):
-    if step >= total_steps:
+      total_examples=min(training.total_steps * hp.batch_size, hp.epochs * len(train_labels)),
+      done_examples=min(step * hp.batch_size, epochs_done * len(train_labels)))
+  for epoch in range(epochs_done, hp.epochs):
+    if int(training.adam.step.numpy()) >= training.total_steps:
       break
     start = time.perf_counter()
-    order = tf.constant(data.epoch_order(len(train_labels), hp.seed, epoch), tf.int32)
-    loss_sum, correct_sum, examples = 0.0, 0.0, 0
-    epoch_end = min(total_steps, (epoch + 1) * steps_per_epoch)
     with train_writer.as_default():
-      while step < epoch_end:
-        # A call ends at the next summary step (inclusive), the epoch's end or _MAX_STEPS_PER_CALL.
-        last = min(epoch_end - 1, step + _MAX_STEPS_PER_CALL - 1,
-                   step + (-step) % hp.summary_every_steps)
-        num_steps = last - step + 1
-        trace = not trained_examples and not examples  # The first call of this process.
-        if trace:
-          tf.summary.trace_on(graph=True, profiler=False)
-        losses, corrects, lrs, quantized = train_steps(
-            pixels_tensor, labels_tensor, order, tf.constant(step - epoch * steps_per_epoch),
-            tf.constant(num_steps))
-        if trace:
-          tf.summary.trace_export("train_step", step=step)
-        batch_examples = min(len(train_labels), (last + 1 - epoch * steps_per_epoch) *
-                             hp.batch_size) - (step - epoch * steps_per_epoch) * hp.batch_size
-        if last % hp.summary_every_steps == 0:
-          last_batch = batch_examples - (num_steps - 1) * hp.batch_size
-          write_step_summaries(tf.constant(last, tf.int64), losses[-1] / last_batch,
-                               corrects[-1] / last_batch, lrs[-1], quantized[-1])
-        call_loss, call_correct = float(tf.reduce_sum(losses)), float(tf.reduce_sum(corrects))
-        loss_sum, correct_sum = loss_sum + call_loss, correct_sum + call_correct
-        examples += batch_examples
-        progress.update(batch_examples, call_loss, call_correct)
-        step = last + 1
-      epoch_seconds = time.perf_counter() - start
-      epoch_throughputs.append(examples / epoch_seconds)
-      tf.summary.scalar("examples_per_second", epoch_throughputs[-1], step=step)
+      loss_sum, correct_sum, examples = _train_epoch(training, epoch, progress,
+                                                     trace=not trained_examples)
+      epoch_throughputs.append(examples / (time.perf_counter() - start))
+      tf.summary.scalar("examples_per_second", epoch_throughputs[-1],
+                        step=int(training.adam.step.numpy()))
     eval_loss, eval_accuracy = evaluate()
     with eval_writer.as_default():
-      tf.summary.scalar("loss", eval_loss, step=step)
-      tf.summary.scalar("accuracy", eval_accuracy, step=step)
+      tf.summary.scalar("loss", eval_loss, step=int(training.adam.step.numpy()))
+      tf.summary.scalar("accuracy", eval_accuracy, step=int(training.adam.step.numpy()))
     trained_examples += examples
     trained_seconds += time.perf_counter() - start
     eval_history.append((trained_seconds, eval_accuracy))
-    epochs_done.assign(epoch + 1)
-    manager.save(checkpoint_number=epoch + 1)
+    training.epochs_done.assign(epoch + 1)
+    training.manager.save(checkpoint_number=epoch + 1)
     logging.info("Epoch %d/%d: loss %.4f, train accuracy %.4f, eval accuracy %.4f, "
-                 "%.0f examples/s, fake quant %s.", epoch + 1, hp.epochs,
-                 loss_sum / examples, correct_sum / examples, eval_accuracy,
-                 epoch_throughputs[-1], "on" if _quantize_at(hp, step) else "off")
+                 "%.0f examples/s, fake quant %s.", epoch + 1, hp.epochs, loss_sum / examples,
+                 correct_sum / examples, eval_accuracy, epoch_throughputs[-1],
+                 "on" if _quantize_at(hp, int(training.adam.step.numpy())) else "off")
   progress.close()
   train_writer.flush()
   eval_writer.flush()
 
-  export.export_saved_model(network, serving_model_dir)
+  export.export_saved_model(training.network, serving_model_dir)
   logging.info("Exported the QAT model to %s (eval accuracy %.4f).", serving_model_dir,
                eval_accuracy)
   return TrainingResult(
-      eval_accuracy=eval_accuracy, eval_loss=eval_loss, steps=int(adam.step.numpy()),
-      epochs=int(epochs_done.numpy()),
+      eval_accuracy=eval_accuracy, eval_loss=eval_loss, steps=int(training.adam.step.numpy()),
+      epochs=int(training.epochs_done.numpy()),
       examples_per_second=trained_examples / trained_seconds if trained_seconds else 0.0,
       epoch_examples_per_second=tuple(epoch_throughputs),
       train_seconds=trained_seconds, eval_history=tuple(eval_history),
-      checkpoint_dir=checkpoint_dir)
+      checkpoint_dir=training.manager.directory)

@@ -15,9 +15,9 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ComponentSpec
 from tfx.types.component_spec import ExecutionParameter
 
-from components import config_values
 from components.anomalies_gate import constants
 from components.anomalies_gate import executor
+from core import config_values
 
 
 class AnomaliesGateSpec(ComponentSpec):

@@ -7,10 +7,10 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import config_values
-from components import errors
 from components.anomalies_gate import constants
 from components.example_validator import anomalies as anomalies_lib
+from core import config_values
+from core import errors
 
 
 class DataAnomaliesError(errors.PipelineInputError):

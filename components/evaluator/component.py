@@ -14,10 +14,10 @@ from tfx.types import component_spec
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
-from components import contract
 from components.evaluator import blessing as blessing_lib
 from components.evaluator import constants
 from components.evaluator import executor
+from core import contract
 
 
 class Int8EvaluatorSpec(types.ComponentSpec):
@@ -70,7 +70,7 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
 
     Args:
       examples: Examples channel (e.g. MnistExampleGen's); the `eval_split` split is evaluated.
-      model: Model channel from the Trainer (SavedModel with the signatures in features.py).
+      model: Model channel from the Trainer (SavedModel with the signatures of core/contract.py).
       baseline_model: optional Model channel, normally the latest blessed model from a Resolver
         with LatestBlessedModelStrategy; when it resolves to a model, the candidate's int8 accuracy
         must be at least the baseline's minus `baseline_tolerance`.

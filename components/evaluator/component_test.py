@@ -12,9 +12,10 @@ from tfx import v1 as tfx_v1
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components import contract
 from components.evaluator import component
 from components.evaluator import constants
+from core import contract
+from core import evaluation_metrics
 
 pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
@@ -90,7 +91,7 @@ def test_second_run_compares_against_first_runs_blessed_model(tmp_path, examples
                                                   standard_artifacts.ModelEvaluation.TYPE_NAME)
   metrics = []
   for evaluation in (first_evaluation, second_evaluation):
-    with open(os.path.join(evaluation.uri, constants.METRICS_FILE)) as f:
+    with open(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME)) as f:
       metrics.append(json.load(f))
   assert metrics[0]["baseline"] is None
   assert metrics[1]["baseline"]["model"]["id"] == first_model.id
@@ -100,7 +101,8 @@ def test_second_run_compares_against_first_runs_blessed_model(tmp_path, examples
   baseline_accuracy = metrics[0]["int8"]["accuracy"]
   assert (f"FAILED int8 accuracy {metrics[1]['int8']['accuracy']:.4f} < baseline int8 accuracy "
           f"{baseline_accuracy:.4f}") in metrics[1]["reason"]
-  assert second_blessing.custom_properties["reason"].string_value == metrics[1]["reason"]
+  message = second_blessing.custom_properties[constants.BLESSING_MESSAGE_PROPERTY].string_value
+  assert message == metrics[1]["reason"]
   assert os.listdir(second_blessing.uri) == ["NOT_BLESSED"]
 
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tfx.utils import path_utils
 
-from components import contract
+from core import contract
 
 
 def as_model_artifact_dir(saved_model_dir: str, model_uri: str) -> str:

@@ -10,12 +10,14 @@ MAX_QUANTIZATION_DROP_KEY = "max_quantization_drop"
 BASELINE_TOLERANCE_KEY = "baseline_tolerance"
 EVAL_SPLIT_KEY = "eval_split"
 
-# Files inside the evaluation artifact's uri.
-METRICS_FILE = "metrics.json"
+# Files inside the evaluation artifact's uri (and metrics.json, core/evaluation_metrics.py).
 TENSORBOARD_DIR = "tensorboard"
 CANDIDATE_TFLITE_FILE = "model_int8.tflite"
 BASELINE_TFLITE_FILE = "baseline_model_int8.tflite"
 
-# Custom properties of the ModelBlessing beyond TFX's own (blessed, current_model_id, ...).
-TFLITE_SHA256_PROPERTY = "int8_tflite_sha256"  # The int8 bytes that were judged.
-REASON_PROPERTY = "reason"  # The verdict in plain words.
+# Custom properties of the ModelBlessing beside TFX's own (blessed, current_model_id, ...).
+# The sha256 of the int8 bytes that were judged; the pusher records the same on its PushedModel.
+TFLITE_SHA256_PROPERTY = "int8_tflite_sha256"
+# The verdict in plain words, under TFX's name for it
+# (tfx.components.evaluator.constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY).
+BLESSING_MESSAGE_PROPERTY = "blessing_message"

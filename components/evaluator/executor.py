@@ -7,10 +7,11 @@ and TensorBoard logs and publish the blessing. Any bad input raises before a ble
 so a failed execution publishes nothing.
 """
 
+import dataclasses
 import json
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from absl import logging
 import apache_beam as beam
@@ -26,15 +27,18 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
-from components import contract
-from components import errors
-from components import features
-from components import int8_runtime
-from components import int8_tflite
 from components.evaluator import blessing as blessing_lib
 from components.evaluator import constants
 from components.evaluator import metrics as metrics_lib
 from components.evaluator import tensorboard_summary
+from core import contract
+from core import errors
+from core import evaluation_metrics
+from core import features
+from core import hashing
+from core import int8_runtime
+from core import int8_tflite
+from core import latency
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -44,7 +48,6 @@ BASELINE = "baseline"
 BATCH_SIZE = 256
 
 _STATS_FILE = "int8_evaluator_stats.json"
-_LATENCY_FILE = "int8_evaluator_latency.json"
 
 
 class EvaluatorInputError(errors.PipelineInputError):
@@ -67,7 +70,7 @@ def _checked_saved_model_path(model: types.Artifact, role: str) -> str:
     if name not in signatures:
       raise EvaluatorInputError(
           f"{role} model {path} lacks the signature {name!r} (it has {public_signatures}); "
-          "the evaluator needs the signatures declared in components/features.py")
+          "the evaluator needs the signatures declared in core/contract.py")
     signature = signatures[name]
     if (list(signature.inputs) != [contract.IMAGES_INPUT] or
         contract.PROBABILITIES_OUTPUT not in signature.outputs):
@@ -98,32 +101,27 @@ class _Int8Runner:
     self.single = int8_runtime.Int8Classifier(model_content, num_threads=1)
     self.batched = int8_runtime.Int8Classifier(model_content, num_threads=os.cpu_count())
 
-  def run(self, pixels: np.ndarray) -> Tuple[np.ndarray, List[float], float, int]:
-    """Returns (probabilities from batch-1 runs, per-image seconds, batched seconds, mismatches).
+  def run(self, pixels: np.ndarray) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """(probabilities from batch-1 runs, their stats: batch-1 latencies (core.latency's
+    measurement), batched seconds and mismatches).
 
-    Metrics use the batch-1 outputs, i.e. exactly what the device computes; `mismatches` counts
-    images whose batched output differs, which must stay 0 for batched serving to be trusted.
+    Metrics use the batch-1 outputs, i.e. exactly what the device computes; `batched_mismatches`
+    counts images whose batched output differs, which must stay 0 for batched serving to be trusted.
     """
     quantized = self.single.quantize_pixels(pixels)
     start = time.perf_counter()
     batched_outputs = self.batched.invoke_quantized(quantized)
     batched_seconds = time.perf_counter() - start
-    single_outputs = np.empty_like(batched_outputs)
-    latencies = []
-    for i in range(len(quantized)):
-      start = time.perf_counter()
-      single_outputs[i] = self.single.invoke_quantized(quantized[i:i + 1])[0]
-      latencies.append(time.perf_counter() - start)
+    single_outputs, seconds = latency.time_single_images(self.single.invoke_quantized, quantized)
     mismatches = int(np.any(single_outputs != batched_outputs, axis=1).sum())
-    return self.single.dequantize(single_outputs), latencies, batched_seconds, mismatches
+    return self.single.dequantize(single_outputs), {
+        "latency_seconds": seconds, "batched_seconds": batched_seconds,
+        "batched_mismatches": mismatches}
 
 
 class _EvaluateBatchFn(beam.DoFn):
-  """Runs the float SavedModel and each int8 model on a batch of serialized tf.Examples.
-
-  Emits one stats dict per batch (main output) and (model, seconds) per image on LATENCY.
-  """
-  LATENCY = "latency"
+  """Runs the float SavedModel and each int8 model on a batch of serialized tf.Examples; emits one
+  stats dict per batch (sums and lists that add up across batches, see metrics.add_stats)."""
 
   def __init__(self, saved_model_path: str, tflite_paths: Dict[str, str]):
     self._saved_model_path = saved_model_path
@@ -137,8 +135,7 @@ class _EvaluateBatchFn(beam.DoFn):
       with fileio.open(path, "rb") as f:
         self._int8_runners[name] = _Int8Runner(f.read())
 
-  def process(self, serialized: List[bytes]) -> Iterator[Union[Dict[str, Any],
-                                                              beam.pvalue.TaggedOutput]]:
+  def process(self, serialized: List[bytes]) -> Iterator[Dict[str, Any]]:
     parsed = tf.io.parse_example(serialized, features.FEATURE_SPEC)
     pixels = parsed[contract.IMAGE_KEY].numpy()
     labels = parsed[contract.LABEL_KEY].numpy()
@@ -148,14 +145,11 @@ class _EvaluateBatchFn(beam.DoFn):
         contract.IMAGES_INPUT: features.to_images(pixels)})[contract.PROBABILITIES_OUTPUT].numpy()
     stats = {"count": len(labels), "float": metrics_lib.batch_stats(labels, float_probabilities)}
     for name, runner in self._int8_runners.items():
-      probabilities, latencies, batched_seconds, mismatches = runner.run(pixels)
-      stats[name] = {**metrics_lib.batch_stats(labels, probabilities),
-                     "batched_seconds": batched_seconds, "batched_mismatches": mismatches}
+      probabilities, run_stats = runner.run(pixels)
+      stats[name] = {**metrics_lib.batch_stats(labels, probabilities), **run_stats}
       if name == CANDIDATE:
         stats["int8_float_agreements"] = int(
             (probabilities.argmax(axis=1) == float_probabilities.argmax(axis=1)).sum())
-      for seconds in latencies:
-        yield beam.pvalue.TaggedOutput(self.LATENCY, (name, seconds))
     yield stats
 
 
@@ -175,37 +169,97 @@ class _SumStatsFn(beam.CombineFn):
     return accumulator
 
 
-def _to_json(value: Any) -> str:
-  return json.dumps(value, default=lambda o: o.tolist())  # numpy arrays and scalars
+@dataclasses.dataclass(frozen=True)
+class _Judged:
+  """A model to run: its artifact, SavedModel, int8 bytes and their file in the evaluation."""
+  artifact: types.Artifact
+  saved_model_path: str
+  tflite_content: bytes
+  tflite_file: str
+
+  def info(self) -> evaluation_metrics.ModelInfo:
+    return evaluation_metrics.ModelInfo(uri=self.artifact.uri, id=self.artifact.id,
+                                        saved_model_path=self.saved_model_path)
+
+  def int8_metrics(self, stats: Dict[str, Any], num_examples: int
+                   ) -> evaluation_metrics.Int8Metrics:
+    return evaluation_metrics.Int8Metrics(
+        **metrics_lib.classification_metrics(stats["confusion_matrix"], stats["log_loss_sum"]),
+        tflite_file=self.tflite_file,
+        tflite_sha256=hashing.sha256_bytes(self.tflite_content),
+        model_size_bytes=len(self.tflite_content),
+        latency_ms=latency.quantiles_ms(stats["latency_seconds"]),
+        batched_images_per_second=num_examples / stats["batched_seconds"],
+        batch_size=BATCH_SIZE,
+        batched_mismatches=stats["batched_mismatches"])
 
 
-def _read_json_lines(path: str) -> List[Any]:
-  with fileio.open(path, "r") as f:
-    return [json.loads(line) for line in f.read().splitlines() if line]
+def _judged(model: types.Artifact, role: str, tflite_file: str) -> _Judged:
+  path = _checked_saved_model_path(model, role)
+  logging.info("Converting the %s model %s to full-int8 TFLite.", role, path)
+  return _Judged(model, path, int8_tflite.convert_to_int8_tflite(path), tflite_file)
 
 
-def _write_json_line(pcoll: beam.PCollection, path: str, label: str) -> None:
-  _ = (pcoll | f"{label}ToJson" >> beam.Map(_to_json)
-       | f"Write{label}" >> beam.io.WriteToText(path, shard_name_template="", num_shards=1))
+def _models_to_judge(model: types.Artifact, baseline_model: Optional[types.Artifact]
+                     ) -> Tuple[Dict[str, _Judged], Optional[str]]:
+  """({CANDIDATE: ..., BASELINE: ... when compared}, why the baseline was skipped or None).
+
+  A re-run with unchanged inputs resolves the candidate itself as the last blessed model (same
+  artifact, or a retrained model with the same int8 bytes): comparing it with itself would prove
+  nothing, so the comparison is skipped and the reason says so.
+  """
+  models = {CANDIDATE: _judged(model, CANDIDATE, constants.CANDIDATE_TFLITE_FILE)}
+  if baseline_model is None:
+    return models, None
+  if baseline_model.id == model.id:
+    return models, f"baseline skipped: it is the candidate itself (model id {model.id})"
+  baseline = _judged(baseline_model, BASELINE, constants.BASELINE_TFLITE_FILE)
+  if baseline.tflite_content == models[CANDIDATE].tflite_content:
+    return models, (f"baseline skipped: the last blessed model (id {baseline_model.id}) has the "
+                    "candidate's int8 bytes (same sha256)")
+  return {**models, BASELINE: baseline}, None
 
 
-def _int8_metrics(model_stats: Dict[str, Any], num_examples: int, model_content: bytes,
-                  tflite_file: str, latency_quantiles: List[float]) -> Dict[str, Any]:
-  return {
-      **metrics_lib.classification_metrics(model_stats["confusion_matrix"],
-                                           model_stats["log_loss_sum"]),
-      "tflite_file": tflite_file,
-      "tflite_sha256": int8_tflite.model_sha256(model_content),
-      "model_size_bytes": len(model_content),
-      "latency_ms": {"p50": 1000 * latency_quantiles[50], "p99": 1000 * latency_quantiles[99]},
-      "batched_images_per_second": num_examples / model_stats["batched_seconds"],
-      "batch_size": BATCH_SIZE,
-      "batched_mismatches": model_stats["batched_mismatches"],
-  }
+def _evaluation(examples: types.Artifact, split: str, models: Dict[str, _Judged],
+                stats: Dict[str, Any], thresholds: blessing_lib.Thresholds,
+                baseline_skipped: Optional[str]) -> evaluation_metrics.EvaluationMetrics:
+  """The metrics and the verdict from the summed stats of the inference pipeline."""
+  num_examples = stats["count"]
+  candidate = models[CANDIDATE]
+  int8 = candidate.int8_metrics(stats[CANDIDATE], num_examples)
+  float_model = evaluation_metrics.ClassificationMetrics(**metrics_lib.classification_metrics(
+      stats["float"]["confusion_matrix"], stats["float"]["log_loss_sum"]))
+  quantization_drop = (float_model.correct - int8.correct) / num_examples
+  baseline = None
+  if BASELINE in models:
+    baseline = evaluation_metrics.BaselineMetrics(
+        model=models[BASELINE].info(),
+        int8=models[BASELINE].int8_metrics(stats[BASELINE], num_examples))
+  blessed, reason = blessing_lib.decide(
+      int8.accuracy, quantization_drop, baseline.int8.accuracy if baseline else None, thresholds,
+      no_baseline_note=baseline_skipped or blessing_lib.NO_BASELINE_NOTE)
+  logging.info("Int8Evaluator: %s", reason)
+  return evaluation_metrics.EvaluationMetrics(
+      eval_split=split, examples_uri=examples.uri, num_examples=num_examples,
+      model=candidate.info(), int8=int8, float_model=float_model,
+      int8_float_agreement=stats["int8_float_agreements"] / num_examples,
+      quantization_accuracy_drop=quantization_drop, baseline=baseline,
+      baseline_skipped=baseline_skipped, thresholds=dataclasses.asdict(thresholds),
+      blessed=blessed, reason=reason)
 
 
-def _model_info(model: types.Artifact, saved_model_path: str) -> Dict[str, Any]:
-  return {"uri": model.uri, "id": model.id, "saved_model_path": saved_model_path}
+def _thresholds(exec_properties: Dict[str, Any]) -> blessing_lib.Thresholds:
+  return blessing_lib.Thresholds(
+      min_int8_accuracy=float(exec_properties[constants.MIN_INT8_ACCURACY_KEY]),
+      max_quantization_drop=float(exec_properties[constants.MAX_QUANTIZATION_DROP_KEY]),
+      baseline_tolerance=float(exec_properties[constants.BASELINE_TOLERANCE_KEY]))
+
+
+def _baseline_model(input_dict: Dict[str, List[types.Artifact]]) -> Optional[types.Artifact]:
+  baseline_models = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+  if len(baseline_models) > 1:
+    raise EvaluatorInputError(f"expected at most one baseline model, got {len(baseline_models)}")
+  return baseline_models[0] if baseline_models else None
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -216,142 +270,68 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     self._log_startup(input_dict, output_dict, exec_properties)
     examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
     model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
-    baseline_models = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
-    if len(baseline_models) > 1:
-      raise EvaluatorInputError(f"expected at most one baseline model, got {len(baseline_models)}")
-    baseline_model: Optional[types.Artifact] = baseline_models[0] if baseline_models else None
     evaluation = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EVALUATION_KEY])
     blessing = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.BLESSING_KEY])
-    thresholds = blessing_lib.Thresholds(
-        min_int8_accuracy=float(exec_properties[constants.MIN_INT8_ACCURACY_KEY]),
-        max_quantization_drop=float(exec_properties[constants.MAX_QUANTIZATION_DROP_KEY]),
-        baseline_tolerance=float(exec_properties[constants.BASELINE_TOLERANCE_KEY]))
+    thresholds = _thresholds(exec_properties)
     split = exec_properties[constants.EVAL_SPLIT_KEY]
 
     file_pattern = _split_file_pattern(examples, split)
-    saved_model_path = _checked_saved_model_path(model, CANDIDATE)
-    models = {CANDIDATE: (model, saved_model_path, constants.CANDIDATE_TFLITE_FILE)}
-    # A re-run with unchanged inputs resolves the candidate itself as the last blessed model (same
-    # artifact, or a retrained model with the same int8 bytes): comparing it with itself would
-    # prove nothing, so the comparison is skipped and the reason says so.
-    baseline_skipped = None
-    if baseline_model is not None and baseline_model.id == model.id:
-      baseline_skipped = f"baseline skipped: it is the candidate itself (model id {model.id})"
-      baseline_model = None
-    if baseline_model is not None:
-      models[BASELINE] = (baseline_model, _checked_saved_model_path(baseline_model, BASELINE),
-                          constants.BASELINE_TFLITE_FILE)
-
-    tflite_contents = {}
-    for name, (_, path, _) in models.items():
-      logging.info("Converting the %s model %s to full-int8 TFLite.", name, path)
-      tflite_contents[name] = int8_tflite.convert_to_int8_tflite(path)
-    if baseline_model is not None and (int8_tflite.model_sha256(tflite_contents[BASELINE]) ==
-                                       int8_tflite.model_sha256(tflite_contents[CANDIDATE])):
-      baseline_skipped = (f"baseline skipped: the last blessed model (id {baseline_model.id}) has "
-                          "the candidate's int8 bytes (same sha256)")
-      baseline_model = None
-      del models[BASELINE], tflite_contents[BASELINE]
+    models, baseline_skipped = _models_to_judge(model, _baseline_model(input_dict))
     if baseline_skipped:
       logging.info("Int8Evaluator: %s", baseline_skipped)
     tflite_paths = {}
-    for name, (_, _, tflite_file) in models.items():
-      tflite_paths[name] = os.path.join(evaluation.uri, tflite_file)
-      io_utils.write_bytes_file(tflite_paths[name], tflite_contents[name])
+    for name, judged in models.items():
+      tflite_paths[name] = os.path.join(evaluation.uri, judged.tflite_file)
+      io_utils.write_bytes_file(tflite_paths[name], judged.tflite_content)
 
-    stats, latency_quantiles = self._run_inference(file_pattern, saved_model_path, tflite_paths)
-    num_examples = stats.get("count", 0)
-    if num_examples == 0:
+    stats = self._run_inference(file_pattern, models[CANDIDATE].saved_model_path, tflite_paths)
+    if not stats.get("count"):
       raise EvaluatorInputError(f"split {split!r} of examples {examples.uri} holds no examples")
-
-    int8_metrics = _int8_metrics(stats[CANDIDATE], num_examples, tflite_contents[CANDIDATE],
-                                 constants.CANDIDATE_TFLITE_FILE, latency_quantiles[CANDIDATE])
-    float_metrics = metrics_lib.classification_metrics(stats["float"]["confusion_matrix"],
-                                                       stats["float"]["log_loss_sum"])
-    quantization_drop = (float_metrics["correct"] - int8_metrics["correct"]) / num_examples
-    baseline_metrics = None
-    if baseline_model is not None:
-      baseline_metrics = {
-          "model": _model_info(baseline_model, models[BASELINE][1]),
-          "int8": _int8_metrics(stats[BASELINE], num_examples, tflite_contents[BASELINE],
-                                constants.BASELINE_TFLITE_FILE, latency_quantiles[BASELINE]),
-      }
-    blessed, reason = blessing_lib.decide(
-        int8_metrics["accuracy"], quantization_drop,
-        baseline_metrics["int8"]["accuracy"] if baseline_metrics else None, thresholds,
-        no_baseline_note=baseline_skipped or blessing_lib.NO_BASELINE_NOTE)
-    logging.info("Int8Evaluator: %s", reason)
-
-    metrics = {
-        "eval_split": split,
-        "examples_uri": examples.uri,
-        "num_examples": num_examples,
-        "model": _model_info(model, saved_model_path),
-        "int8": int8_metrics,
-        "float": float_metrics,
-        "int8_float_agreement": stats["int8_float_agreements"] / num_examples,
-        "quantization_accuracy_drop": quantization_drop,
-        "baseline": baseline_metrics,
-        "baseline_skipped": baseline_skipped,
-        "thresholds": {
-            constants.MIN_INT8_ACCURACY_KEY: thresholds.min_int8_accuracy,
-            constants.MAX_QUANTIZATION_DROP_KEY: thresholds.max_quantization_drop,
-            constants.BASELINE_TOLERANCE_KEY: thresholds.baseline_tolerance,
-        },
-        "blessed": blessed,
-        "reason": reason,
-    }
-    io_utils.write_string_file(os.path.join(evaluation.uri, constants.METRICS_FILE),
-                               json.dumps(metrics, indent=2))
+    metrics = _evaluation(examples, split, models, stats, thresholds, baseline_skipped)
+    io_utils.write_bytes_file(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME),
+                              metrics.to_json())
     tensorboard_summary.write(os.path.join(evaluation.uri, constants.TENSORBOARD_DIR), metrics)
-    self._publish_blessing(blessing, model, baseline_model, blessed, reason,
-                           int8_metrics["tflite_sha256"])
+    self._publish_blessing(blessing, model, models.get(BASELINE), metrics)
 
-  def _run_inference(self, file_pattern: str, saved_model_path: str, tflite_paths: Dict[str, str]
-                    ) -> Tuple[Dict[str, Any], Dict[str, List[float]]]:
-    """Runs the Beam pipeline; returns the summed stats and 101 latency quantiles per int8 model."""
-    output_dir = self._get_tmp_dir()
-    stats_path = os.path.join(output_dir, _STATS_FILE)
-    latency_path = os.path.join(output_dir, _LATENCY_FILE)
+  def _run_inference(self, file_pattern: str, saved_model_path: str,
+                     tflite_paths: Dict[str, str]) -> Dict[str, Any]:
+    """Runs the Beam pipeline; returns the stats summed over every batch ({} for no examples)."""
+    stats_path = os.path.join(self._get_tmp_dir(), _STATS_FILE)
     with self._make_beam_pipeline() as pipeline:
-      results = (
-          pipeline
-          | "ReadExamples" >> beam.io.ReadFromTFRecord(file_pattern)
-          | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
-          | "Evaluate" >> beam.ParDo(_EvaluateBatchFn(saved_model_path, tflite_paths)).with_outputs(
-              _EvaluateBatchFn.LATENCY, main="stats"))
-      _write_json_line(results.stats | "SumStats" >> beam.CombineGlobally(_SumStatsFn()),
-                       stats_path, "Stats")
-      _write_json_line(
-          results[_EvaluateBatchFn.LATENCY]
-          | "LatencyQuantiles" >> beam.ApproximateQuantiles.PerKey(num_quantiles=101),
-          latency_path, "Latency")
-    [stats] = _read_json_lines(stats_path)
-    latency_quantiles = dict(_read_json_lines(latency_path))
-    return stats, latency_quantiles
+      _ = (pipeline
+           | "ReadExamples" >> beam.io.ReadFromTFRecord(file_pattern)
+           | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
+           | "Evaluate" >> beam.ParDo(_EvaluateBatchFn(saved_model_path, tflite_paths))
+           | "SumStats" >> beam.CombineGlobally(_SumStatsFn())
+           | "ToJson" >> beam.Map(lambda stats: json.dumps(stats, default=lambda o: o.tolist()))
+           | "Write" >> beam.io.WriteToText(stats_path, shard_name_template="", num_shards=1))
+    with fileio.open(stats_path, "r") as f:
+      return json.loads(f.read())
 
   @staticmethod
   def _publish_blessing(blessing: types.Artifact, model: types.Artifact,
-                        baseline_model: Optional[types.Artifact], blessed: bool, reason: str,
-                        tflite_sha256: str) -> None:
+                        baseline: Optional[_Judged],
+                        metrics: evaluation_metrics.EvaluationMetrics) -> None:
     """Sets the properties TFX's Evaluator sets (LatestBlessedModelStrategy and Pusher read
     `blessed` and `current_model_id`) plus the sha256 the pusher must ship, and the marker file."""
     tfx_constants = tfx_evaluator_constants
     blessing.set_string_custom_property(tfx_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
                                         model.uri)
     blessing.set_int_custom_property(tfx_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-    if baseline_model is not None:
+    if baseline is not None:
       blessing.set_string_custom_property(tfx_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
-                                          baseline_model.uri)
+                                          baseline.artifact.uri)
       blessing.set_int_custom_property(tfx_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
-                                       baseline_model.id)
-    blessing.set_string_custom_property(constants.TFLITE_SHA256_PROPERTY, tflite_sha256)
-    blessing.set_string_custom_property(constants.REASON_PROPERTY, reason)
-    marker = tfx_constants.BLESSED_FILE_NAME if blessed else tfx_constants.NOT_BLESSED_FILE_NAME
+                                       baseline.artifact.id)
+    blessing.set_string_custom_property(constants.TFLITE_SHA256_PROPERTY,
+                                        metrics.int8.tflite_sha256)
+    blessing.set_string_custom_property(constants.BLESSING_MESSAGE_PROPERTY, metrics.reason)
+    marker = (tfx_constants.BLESSED_FILE_NAME if metrics.blessed else
+              tfx_constants.NOT_BLESSED_FILE_NAME)
     io_utils.write_string_file(os.path.join(blessing.uri, marker), "")
     blessing.set_int_custom_property(
         tfx_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-        tfx_constants.BLESSED_VALUE if blessed else tfx_constants.NOT_BLESSED_VALUE)
+        tfx_constants.BLESSED_VALUE if metrics.blessed else tfx_constants.NOT_BLESSED_VALUE)
     logging.info("Blessing (%s) written to %s.", marker, blessing.uri)

@@ -14,16 +14,17 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
-from components import contract
-from components import features
-from components import int8_tflite
 from components.evaluator import blessing as blessing_lib
 from components.evaluator import constants
 from components.evaluator import executor
+from core import contract
+from core import evaluation_metrics
+from core import features
+from core import int8_tflite
 
 # The slice models are trained for seconds on 2,000 images: thresholds for them, not for MNIST.
 SLICE_PARAMS = {constants.MIN_INT8_ACCURACY_KEY: 0.85, constants.MAX_QUANTIZATION_DROP_KEY: 0.02}
-EVALUATION_FILES = {constants.METRICS_FILE, constants.TENSORBOARD_DIR,
+EVALUATION_FILES = {evaluation_metrics.FILE_NAME, constants.TENSORBOARD_DIR,
                     constants.CANDIDATE_TFLITE_FILE}
 
 
@@ -73,7 +74,7 @@ def run_executor(tmp_path, *args, **kwargs):
 
 
 def read_metrics(evaluation):
-  with open(os.path.join(evaluation.uri, constants.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME)) as f:
     return json.load(f)
 
 
@@ -164,7 +165,8 @@ def test_trained_model_is_blessed_and_metrics_match_direct_computation(tmp_path,
   assert blessing.get_int_custom_property("current_model_id") == 11
   assert blessing.get_string_custom_property("current_model") == trained_model_uri
   assert blessing.get_string_custom_property(constants.TFLITE_SHA256_PROPERTY) == sha256
-  assert blessing.get_string_custom_property(constants.REASON_PROPERTY) == metrics["reason"]
+  assert (blessing.get_string_custom_property(constants.BLESSING_MESSAGE_PROPERTY) ==
+          metrics["reason"])
   assert EVALUATION_FILES <= set(os.listdir(evaluation.uri))
 
   logged = tensorboard_values(os.path.join(evaluation.uri, constants.TENSORBOARD_DIR))
@@ -186,7 +188,8 @@ def test_untrained_model_is_not_blessed_and_reason_says_why(tmp_path, examples_d
       f"not blessed: FAILED int8 accuracy {metrics['int8']['accuracy']:.4f} < 0.8500")
   assert blessing_files(blessing) == ["NOT_BLESSED"]
   assert blessing.get_int_custom_property("blessed") == 0
-  assert blessing.get_string_custom_property(constants.REASON_PROPERTY) == metrics["reason"]
+  assert (blessing.get_string_custom_property(constants.BLESSING_MESSAGE_PROPERTY) ==
+          metrics["reason"])
 
 
 @pytest.mark.parametrize("same", ["mlmd_id", "int8_bytes"])
@@ -212,7 +215,8 @@ def test_a_model_is_never_judged_against_itself(tmp_path, examples_dir, trained_
   assert metrics["blessed"] is True
   assert constants.BASELINE_TFLITE_FILE not in os.listdir(evaluation.uri)
   assert not blessing.has_custom_property("baseline_model_id")
-  assert blessing.get_string_custom_property(constants.REASON_PROPERTY) == metrics["reason"]
+  assert (blessing.get_string_custom_property(constants.BLESSING_MESSAGE_PROPERTY) ==
+          metrics["reason"])
 
 
 def write_empty_split(tmp_path):
@@ -256,4 +260,4 @@ def test_bad_input_fails_clearly_and_publishes_no_blessing(
   assert blessing_files(blessing) == []
   assert not blessing.has_custom_property("blessed")
   [evaluation] = args[1][standard_component_specs.EVALUATION_KEY]
-  assert not os.path.exists(os.path.join(evaluation.uri, constants.METRICS_FILE))
+  assert not os.path.exists(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME))

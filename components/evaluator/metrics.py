@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, List
 
 import numpy as np
 
-from components import contract
+from core import contract
 
 # Probabilities are clipped to [LOG_LOSS_EPSILON, 1] before the log (Keras' epsilon): the int8
 # output is quantized in steps of 1/256, so a true-class probability of exactly 0 is common.

@@ -1,9 +1,11 @@
 """Writes the evaluation to TensorBoard: scalars, confusion-matrix images and a text report."""
 
-from typing import Any, Dict
+
 
 import numpy as np
 import tensorflow as tf
+
+from core import evaluation_metrics
 
 _CELL_PIXELS = 24
 _GRID_COLOR = np.array([200, 200, 200], np.uint8)
@@ -44,33 +46,33 @@ def _markdown_table(confusion_matrix: np.ndarray) -> str:
   return "\n".join([header, rule, *rows])
 
 
-def write(log_dir: str, metrics: Dict[str, Any]) -> None:
-  """Writes the metrics dict the executor produced (see executor.py) under `log_dir` at step 0."""
+def write(log_dir: str, metrics: evaluation_metrics.EvaluationMetrics) -> None:
+  """Writes the evaluation's scalars, confusion matrices and verdict under `log_dir` at step 0."""
   scalars = {
-      "int8/accuracy": metrics["int8"]["accuracy"],
-      "int8/log_loss": metrics["int8"]["log_loss"],
-      "int8/agreement_with_float": metrics["int8_float_agreement"],
-      "int8/latency_p50_ms": metrics["int8"]["latency_ms"]["p50"],
-      "int8/latency_p99_ms": metrics["int8"]["latency_ms"]["p99"],
-      "int8/batched_throughput_images_per_s": metrics["int8"]["batched_images_per_second"],
-      "int8/model_size_bytes": metrics["int8"]["model_size_bytes"],
-      "float/accuracy": metrics["float"]["accuracy"],
-      "float/log_loss": metrics["float"]["log_loss"],
-      "quantization/accuracy_drop_pp": 100 * metrics["quantization_accuracy_drop"],
-      "blessing/blessed": float(metrics["blessed"]),
+      "int8/accuracy": metrics.int8.accuracy,
+      "int8/log_loss": metrics.int8.log_loss,
+      "int8/agreement_with_float": metrics.int8_float_agreement,
+      "int8/latency_p50_ms": metrics.int8.latency_ms.p50,
+      "int8/latency_p99_ms": metrics.int8.latency_ms.p99,
+      "int8/batched_throughput_images_per_s": metrics.int8.batched_images_per_second,
+      "int8/model_size_bytes": metrics.int8.model_size_bytes,
+      "float/accuracy": metrics.float_model.accuracy,
+      "float/log_loss": metrics.float_model.log_loss,
+      "quantization/accuracy_drop_pp": 100 * metrics.quantization_accuracy_drop,
+      "blessing/blessed": float(metrics.blessed),
   }
-  if metrics["baseline"] is not None:
-    scalars["baseline/int8_accuracy"] = metrics["baseline"]["int8"]["accuracy"]
+  if metrics.baseline is not None:
+    scalars["baseline/int8_accuracy"] = metrics.baseline.int8.accuracy
   writer = tf.summary.create_file_writer(log_dir)
   with writer.as_default(step=0):
     for name, value in scalars.items():
       tf.summary.scalar(name, value)
-    for model in ("int8", "float"):
-      confusion = np.asarray(metrics[model]["confusion_matrix"])
+    for model, judged in (("int8", metrics.int8), ("float", metrics.float_model)):
+      confusion = np.asarray(judged.confusion_matrix)
       tf.summary.image(f"{model}/confusion_matrix", confusion_matrix_image(confusion)[np.newaxis],
                        description="rows: true digit 0-9 top to bottom; columns: predicted digit "
                        "0-9 left to right; blue = correct (row fraction), red = error (sqrt of row "
                        "fraction relative to the most frequent error)")
       tf.summary.text(f"{model}/confusion_matrix_counts", _markdown_table(confusion))
-    tf.summary.text("blessing/reason", metrics["reason"])
+    tf.summary.text("blessing/reason", metrics.reason)
   writer.close()

@@ -14,7 +14,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import writer_utils
 
-from components import contract
+from core import contract
 
 
 class Executor(tfx_example_validator_executor.Executor):

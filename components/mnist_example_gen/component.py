@@ -32,7 +32,7 @@ class MnistExampleGen(base_beam_component.BaseBeamComponent):
   """Reads MNIST IDX files (gzipped or raw) from any fileio path and emits tf.Examples.
 
   The training file becomes split `train` (60,000 examples for full MNIST), the t10k file split
-  `eval` (10,000); features follow `components.features.FEATURE_SPEC`. All input is validated
+  `eval` (10,000); features follow `core.features.FEATURE_SPEC`. All input is validated
   (IDX format, sizes, labels, and SHA256SUMS when present) before anything is written; bad input
   fails the execution with an error naming the file, and no artifact is published. The driver
   fingerprints the input files' content, so a cached result is reused only for the same data

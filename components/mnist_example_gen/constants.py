@@ -3,7 +3,7 @@
 Imported by its component, executor and driver, and by every reader of its Examples.
 """
 
-from components import contract
+from core import contract
 
 # Execution parameters.
 INPUT_DIR_KEY = "input_dir"

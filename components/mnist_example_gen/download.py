@@ -56,7 +56,7 @@ def fetch_mnist(cache_dir: str, mirrors: Sequence[str] = DEFAULT_MIRRORS,
   fileio.makedirs(cache_dir)
   for name, expected in sorted(MNIST_SHA256.items()):
     path = os.path.join(cache_dir, name)
-    if fileio.exists(path) and idx.sha256_hex(path) == expected:
+    if fileio.exists(path) and idx.file_sha256(path) == expected:
       logging.info("Using cached %s", path)
       continue
     _fetch_verified(name, expected, path, mirrors, timeout_seconds)

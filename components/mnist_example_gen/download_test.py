@@ -64,7 +64,7 @@ def test_known_sums_are_those_of_the_bundled_files():
     bundled = idx.parse_checksums(idx.CHECKSUMS_FILE, f.read())
   assert download.MNIST_SHA256 == bundled
   for name, digest in download.MNIST_SHA256.items():
-    assert idx.sha256_hex(str(mnist_slices.FULL_MNIST_DIR / name)) == digest
+    assert idx.file_sha256(str(mnist_slices.FULL_MNIST_DIR / name)) == digest
 
 
 def test_fetches_verified_files_that_example_gen_accepts(server, tmp_path):

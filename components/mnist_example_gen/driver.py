@@ -19,7 +19,7 @@ from components.mnist_example_gen import idx
 def input_fingerprint(input_dir: str) -> str:
   """`name:sha256` of every file the executor's validation reads (`idx.input_files`): both forms
   of an IDX file when both are present (they must agree), SHA256SUMS and the files it lists."""
-  return ",".join(f"{name}:{idx.sha256_hex(os.path.join(input_dir, name))}"
+  return ",".join(f"{name}:{idx.file_sha256(os.path.join(input_dir, name))}"
                   for name in idx.input_files(input_dir))
 
 

@@ -23,9 +23,9 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components import features
 from components.mnist_example_gen import constants
 from components.mnist_example_gen import idx
+from core import features
 
 # Shard files are named as Beam's WriteToTFRecord names them in TFX's own ExampleGen.
 SHARD_NAME_TEMPLATE = write_split.DEFAULT_TF_RECORD_FILE_NAME + "-{index:05d}-of-{count:05d}.gz"

@@ -10,11 +10,11 @@ from tfx.components.util import examples_utils
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components import contract
-from components import features
 from components.mnist_example_gen import constants
 from components.mnist_example_gen import executor
 from components.mnist_example_gen import idx
+from core import contract
+from core import features
 from tests import mnist_slices
 
 

@@ -4,7 +4,6 @@ The format (http://yann.lecun.com/exdb/mnist/): a big-endian header of a magic n
 images, 2049 for labels) and one uint32 per dimension, then the uint8 values row-major.
 """
 
-import hashlib
 import os
 import struct
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -14,8 +13,9 @@ from absl import logging
 import numpy as np
 from tfx.dsl.io import fileio
 
-from components import contract
-from components import errors
+from core import contract
+from core import errors
+from core import hashing
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -145,13 +145,10 @@ class SplitSource(NamedTuple):
   num_examples: int
 
 
-def sha256_hex(path: str) -> str:
-  """Returns the SHA-256 hex digest of a file, read in 1 MiB blocks."""
-  digest = hashlib.sha256()
+def file_sha256(path: str) -> str:
+  """The SHA-256 hex digest of a file on any fileio filesystem."""
   with fileio.open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+    return hashing.sha256_stream(f)
 
 
 def parse_checksums(path: str, text: str) -> Dict[str, str]:
@@ -188,7 +185,7 @@ def verify_checksums(input_dir: str, checksums: Dict[str, str]) -> None:
     path = os.path.join(input_dir, name)
     if not fileio.exists(path):
       raise IdxFormatError(path, f"file listed in {CHECKSUMS_FILE} not found")
-    actual = sha256_hex(path)
+    actual = file_sha256(path)
     if actual != expected:
       raise IdxFormatError(
           path, f"SHA-256 mismatch: {CHECKSUMS_FILE} lists {expected}, the file has {actual}")

@@ -62,14 +62,15 @@ class EdgeTpuPusher(base_component.BaseComponent):
                push_destination: str,
                evaluation: Optional[types.BaseChannel] = None,
                compiler_path: Optional[str] = None,
-               compiler_flags: Sequence[str] = (),
-               require_edgetpu: bool = False,
+               compiler_flags: Sequence[str] = constants.DEFAULT_COMPILER_FLAGS,
+               require_edgetpu: bool = constants.DEFAULT_REQUIRE_EDGETPU,
                compiler_timeout_seconds: int = constants.DEFAULT_COMPILER_TIMEOUT_SECONDS,
-               require_full_edgetpu_mapping: bool = True):
+               require_full_edgetpu_mapping: bool = (
+                   constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING)):
     """Constructs the component.
 
     Args:
-      model: Model channel from the Trainer (SavedModel with the signatures in features.py).
+      model: Model channel from the Trainer (SavedModel with the signatures of core/contract.py).
       model_blessing: ModelBlessing channel from Int8Evaluator (`blessed`, `int8_tflite_sha256`,
         `reason`); only blessed models are pushed, and only the exact bytes it blessed.
       push_destination: directory (any fileio path) under which versions 1, 2, ... are created.

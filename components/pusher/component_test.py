@@ -15,12 +15,13 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
-from components import int8_tflite
 from components.evaluator import constants as evaluator_constants
 from components.pusher import component
 from components.pusher import constants
 from components.pusher import edgetpu_compiler
 from components.pusher import executor
+from core import int8_tflite
+from core import push_manifest
 
 pytestmark = pytest.mark.integration  # Runs TFX pipelines or trains models.
 
@@ -72,7 +73,7 @@ def test_runs_in_a_local_pipeline(tmp_path, trained_model_dir, monkeypatch):
           tfx_evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY:
               tfx_evaluator_constants.BLESSED_VALUE,
           evaluator_constants.TFLITE_SHA256_PROPERTY: sha256,
-          evaluator_constants.REASON_PROPERTY: "blessed: imported for the test",
+          evaluator_constants.BLESSING_MESSAGE_PROPERTY: "blessed: imported for the test",
       }).with_id("blessing_importer")
   destination = str(tmp_path / "serving")
   pusher = component.EdgeTpuPusher(
@@ -97,8 +98,8 @@ def test_runs_in_a_local_pipeline(tmp_path, trained_model_dir, monkeypatch):
   assert properties[constants.PUSHED_VERSION_KEY] == "1"
   assert properties[constants.PUSHED_DESTINATION_KEY] == version_dir
   assert properties[constants.EDGETPU_STATUS_KEY] == edgetpu_compiler.NOT_INSTALLED_MESSAGE
-  assert properties[constants.INT8_TFLITE_SHA256_KEY] == sha256
-  with open(os.path.join(version_dir, constants.MANIFEST_FILE)) as f:
+  assert properties[evaluator_constants.TFLITE_SHA256_PROPERTY] == sha256
+  with open(os.path.join(version_dir, push_manifest.FILE_NAME)) as f:
     manifest = json.load(f)
-  assert manifest["files"][constants.MODEL_FILE]["sha256"] == sha256
+  assert manifest["files"][push_manifest.MODEL_FILE]["sha256"] == sha256
   assert sorted(os.listdir(pushed.uri)) == sorted(os.listdir(version_dir))

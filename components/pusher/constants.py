@@ -19,12 +19,6 @@ DEFAULT_COMPILER_TIMEOUT_SECONDS = 600
 REQUIRE_FULL_EDGETPU_MAPPING_KEY = "require_full_edgetpu_mapping"
 DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING = True
 
-# Files of a pushed version DEST/<version>/.
-MODEL_FILE = "model.tflite"  # The full-int8 model (CPU, or the compiler's input).
-EDGETPU_MODEL_FILE = "model_edgetpu.tflite"  # edgetpu_compiler's output, when it ran.
-COMPILER_LOG_FILE = "edgetpu_compiler.log"
-MANIFEST_FILE = "model.json"  # Hashes, quantization, labels, metrics, Edge TPU status.
-
 # PushedModel custom properties: TFX Pusher's three, plus the Edge TPU outcome.
 PUSHED_KEY = "pushed"
 PUSHED_VERSION_KEY = "pushed_version"
@@ -32,7 +26,6 @@ PUSHED_DESTINATION_KEY = "pushed_destination"
 REASON_KEY = "reason"
 EDGETPU_COMPILED_KEY = "edgetpu_compiled"
 EDGETPU_STATUS_KEY = "edgetpu_status"
-INT8_TFLITE_SHA256_KEY = "int8_tflite_sha256"
 # 1 when this push published a new version; 0 when the latest version already held the same files
 # (`pushed_version` / `pushed_destination` then name that version and `reason` says so).
 NEW_VERSION_PUBLISHED_KEY = "new_version_published"

@@ -15,8 +15,8 @@ import tensorflow as tf
 import tf_keras
 import tflite
 
-from components import int8_tflite
 from components.pusher import edgetpu_compatibility as compat
+from core import int8_tflite
 from tests import mnist_slices
 
 # The converter warns that the float models' inputs carry no statistics; they need none.

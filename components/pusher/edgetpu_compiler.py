@@ -36,9 +36,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 
+from components.pusher import edgetpu_compatibility
+
 COMPILER_NAME = "edgetpu_compiler"
 NOT_INSTALLED_MESSAGE = "Edge TPU binary not produced: edgetpu_compiler not installed"
-MAPPED_STATUS = "Mapped to Edge TPU"
 
 _MODEL_NAME = "model"
 _BYTE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
@@ -142,7 +143,8 @@ def parse_compiler_log(text: str, compiler_path: str, command: List[str],
   on_cpu = _search_int(r"Number of operations that will run on CPU:\s*(\d+)", text)
   if operators:
     table_total = sum(count for _, count, _ in operators)
-    table_mapped = sum(count for _, count, status in operators if status == MAPPED_STATUS)
+    table_mapped = sum(count for _, count, status in operators
+                       if status == edgetpu_compatibility.MAPPED)
     total = table_total if total is None else total
     on_edgetpu = table_mapped if on_edgetpu is None else on_edgetpu
   elif on_edgetpu is None and on_cpu is None and total is not None:

@@ -11,9 +11,9 @@ import time
 from ai_edge_litert.interpreter import Interpreter
 import pytest
 
-from components import int8_tflite
 from components.pusher import edgetpu_compiler
 from components.pusher.testdata import standins
+from core import int8_tflite
 
 # The console summary of a partially mapped compilation, in the layout edgetpu_compiler 16 prints.
 REAL_FORMAT_OUTPUT = """\

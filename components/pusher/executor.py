@@ -19,7 +19,6 @@ HuggingFace pusher do: the blessing check, the model path and the `pushed` / `pu
 `pushed_version` properties are TFX's; only what is pushed, and how, is ours.
 """
 
-import datetime
 import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
@@ -32,15 +31,18 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 
-from components import config_values
-from components import contract
-from components import errors
-from components import int8_tflite
 from components.evaluator import constants as evaluator_constants
 from components.pusher import constants
 from components.pusher import edgetpu_compatibility
 from components.pusher import edgetpu_compiler
 from components.pusher import versioned_push
+from core import config_values
+from core import contract
+from core import errors
+from core import evaluation_metrics
+from core import hashing
+from core import int8_tflite
+from core import push_manifest
 
 
 class PushError(errors.PipelineInputError):
@@ -64,17 +66,20 @@ def _flag(exec_properties: Dict[str, Any], key: str, default: bool) -> bool:
   return default if value is None or value == "" else config_values.parse_bool(key, value)
 
 
-def _read_evaluation(evaluations: Optional[List[types.Artifact]]) -> Optional[Dict[str, Any]]:
+def _read_evaluation(evaluations: Optional[List[types.Artifact]]
+                     ) -> Optional[push_manifest.EvaluationRef]:
+  """The evaluation that blessed the model, for model.json (its metrics None when it has none)."""
   if not evaluations:
     return None
   evaluation = artifact_utils.get_single_instance(evaluations)
-  metrics_path = os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)
+  metrics_path = os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME)
   if not fileio.exists(metrics_path):
     logging.warning("Evaluation %s has no %s; model.json carries no metrics.", evaluation.uri,
-                    evaluator_constants.METRICS_FILE)
-    return {"uri": evaluation.uri, "metrics": None}
-  with fileio.open(metrics_path, "r") as f:
-    return {"uri": evaluation.uri, "metrics": json.load(f)}
+                    evaluation_metrics.FILE_NAME)
+    return push_manifest.EvaluationRef(uri=evaluation.uri, metrics=None)
+  with fileio.open(metrics_path, "rb") as f:
+    metrics = evaluation_metrics.from_json(f.read(), metrics_path)
+  return push_manifest.EvaluationRef(uri=evaluation.uri, metrics=metrics)
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -93,7 +98,8 @@ class Executor(tfx_pusher_executor.Executor):
       raise ValueError(f"{constants.PUSH_DESTINATION_KEY} is empty")
 
     if not self.CheckBlessing(input_dict):
-      reason = (blessing.get_string_custom_property(evaluator_constants.REASON_PROPERTY) or
+      reason = (blessing.get_string_custom_property(
+          evaluator_constants.BLESSING_MESSAGE_PROPERTY) or
                 f"ModelBlessing {blessing.uri} is not blessed")
       logging.info("Not pushing model %s: %s", model.uri, reason)
       self._MarkNotPushed(pushed_model)
@@ -112,33 +118,34 @@ class Executor(tfx_pusher_executor.Executor):
                       f"{constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY}=False to push it anyway)")
 
     edgetpu, edgetpu_files = self._compile(model_content, exec_properties, require_full_mapping)
-    files = {constants.MODEL_FILE: model_content, **edgetpu_files}
+    files = {push_manifest.MODEL_FILE: model_content, **edgetpu_files}
 
     evaluation = _read_evaluation(input_dict.get(standard_component_specs.EVALUATION_KEY))
     io = edgetpu_compatibility.describe_io(model_content)
-    file_hashes = {name: {"sha256": versioned_push.sha256_hex(content), "size_bytes": len(content)}
-                   for name, content in files.items()}
 
     def manifest(version: int) -> bytes:
-      return json.dumps({
-          "version": version,
-          "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-          "source_model_uri": model.uri,
-          "source_model_id": model.id,
-          "model_blessing_uri": blessing.uri,
-          "files": file_hashes,
-          "input": io["inputs"][0],
-          "output": io["outputs"][0],
-          "labels": list(contract.LABELS),
-          "evaluation": evaluation,
-          "edgetpu_compatibility": compatibility.to_dict(),
-          "edgetpu": edgetpu,
-      }, indent=2).encode("utf-8")
+      return push_manifest.PushManifest(
+          version=version,
+          pushed_at=push_manifest.utc_now(),
+          source_model_uri=model.uri,
+          source_model_id=model.id,
+          model_blessing_uri=blessing.uri,
+          files={name: push_manifest.FileEntry(sha256=hashing.sha256_bytes(content),
+                                               size_bytes=len(content))
+                 for name, content in files.items()},
+          input=io["inputs"][0],
+          output=io["outputs"][0],
+          labels=list(contract.LABELS),
+          evaluation=evaluation,
+          edgetpu_compatibility=compatibility.to_dict(),
+          edgetpu=edgetpu,
+      ).to_json()
 
     # A re-run with unchanged inputs blesses the same bytes again: record the version holding
     # them as this push instead of publishing a duplicate. (The compiler log carries timings.)
     identical = versioned_push.identical_latest_version(
-        destination, files, ignored_names=(constants.MANIFEST_FILE, constants.COMPILER_LOG_FILE))
+        destination, files,
+        ignored_names=(push_manifest.FILE_NAME, push_manifest.COMPILER_LOG_FILE))
     if identical:
       version, version_dir = identical
       logging.info("Not publishing: version %d at %s already holds these files.", version,
@@ -147,15 +154,15 @@ class Executor(tfx_pusher_executor.Executor):
                                               constants.identical_reason(version))
     else:
       version, version_dir = versioned_push.publish_version(destination, files,
-                                                            constants.MANIFEST_FILE, manifest)
+                                                            push_manifest.FILE_NAME, manifest)
       logging.info("Pushed version %d to %s (%s).", version, version_dir, edgetpu["status"])
     io_utils.copy_dir(version_dir, pushed_model.uri)  # Archive with the artifact, like TFX.
     self._MarkPushed(pushed_model, pushed_destination=version_dir, pushed_version=str(version))
     pushed_model.set_int_custom_property(constants.NEW_VERSION_PUBLISHED_KEY, int(not identical))
     pushed_model.set_int_custom_property(constants.EDGETPU_COMPILED_KEY, int(edgetpu["compiled"]))
     pushed_model.set_string_custom_property(constants.EDGETPU_STATUS_KEY, edgetpu["status"])
-    pushed_model.set_string_custom_property(constants.INT8_TFLITE_SHA256_KEY,
-                                            file_hashes[constants.MODEL_FILE]["sha256"])
+    pushed_model.set_string_custom_property(evaluator_constants.TFLITE_SHA256_PROPERTY,
+                                            hashing.sha256_bytes(model_content))
 
   @staticmethod
   def _blessed_int8_model(saved_model_path: str, blessing: types.Artifact) -> bytes:
@@ -167,7 +174,7 @@ class Executor(tfx_pusher_executor.Executor):
                       f"{evaluator_constants.TFLITE_SHA256_PROPERTY!r}: it does not say which "
                       "int8 bytes were evaluated")
     model_content = int8_tflite.convert_to_int8_tflite(saved_model_path)
-    sha256 = int8_tflite.model_sha256(model_content)
+    sha256 = hashing.sha256_bytes(model_content)
     if sha256 != blessed_sha256:
       raise PushError(f"the int8 conversion of {saved_model_path} has sha256 {sha256}, but "
                       f"ModelBlessing {blessing.uri} blessed {blessed_sha256}: refusing to push "
@@ -202,5 +209,5 @@ class Executor(tfx_pusher_executor.Executor):
                       f"{compilation.log}")
     return ({"compiled": True, "status": f"compiled: {report.summary()}",
              "compiler": report.to_dict()},
-            {constants.EDGETPU_MODEL_FILE: compilation.compiled_model,
-             constants.COMPILER_LOG_FILE: compilation.log.encode("utf-8")})
+            {push_manifest.EDGETPU_MODEL_FILE: compilation.compiled_model,
+             push_manifest.COMPILER_LOG_FILE: compilation.log.encode("utf-8")})

@@ -21,8 +21,6 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 
-from components import contract
-from components import int8_tflite
 from components.evaluator import constants as evaluator_constants
 from components.evaluator import executor as evaluator_executor
 from components.pusher import constants
@@ -30,6 +28,10 @@ from components.pusher import edgetpu_compiler
 from components.pusher import executor
 from components.pusher import versioned_push
 from components.pusher.testdata import standins
+from core import contract
+from core import evaluation_metrics
+from core import int8_tflite
+from core import push_manifest
 from tests import fixtures_data
 from tests import mnist_slices
 from tests import push_processes
@@ -80,8 +82,11 @@ def blessed(tmp_path, int8_model):
 
 
 def read_manifest(version_dir: str):
-  with open(os.path.join(version_dir, constants.MANIFEST_FILE)) as f:
-    return json.load(f)
+  """model.json as written, after checking it against core.push_manifest's schema."""
+  with open(os.path.join(version_dir, push_manifest.FILE_NAME), "rb") as f:
+    content = f.read()
+  push_manifest.from_json(content)
+  return json.loads(content)
 
 
 def assert_nothing_pushed(destination: str):
@@ -92,7 +97,7 @@ def assert_nothing_pushed(destination: str):
 def assert_manifest_hashes_match(version_dir: str):
   manifest = read_manifest(version_dir)
   assert sorted(manifest["files"]) == sorted(set(os.listdir(version_dir)) -
-                                             {constants.MANIFEST_FILE})
+                                             {push_manifest.FILE_NAME})
   for name, entry in manifest["files"].items():
     with open(os.path.join(version_dir, name), "rb") as f:
       content = f.read()
@@ -120,8 +125,8 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
     pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
   assert edgetpu_compiler.NOT_INSTALLED_MESSAGE in caplog.text
   version_dir = os.path.join(destination, "1")
-  assert sorted(os.listdir(version_dir)) == [constants.MANIFEST_FILE, constants.MODEL_FILE]
-  with open(os.path.join(version_dir, constants.MODEL_FILE), "rb") as f:
+  assert sorted(os.listdir(version_dir)) == [push_manifest.FILE_NAME, push_manifest.MODEL_FILE]
+  with open(os.path.join(version_dir, push_manifest.MODEL_FILE), "rb") as f:
     assert f.read() == int8_model
   assert_manifest_hashes_match(version_dir)
   manifest = read_manifest(version_dir)
@@ -129,7 +134,8 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
   assert manifest["source_model_uri"] == model_uri
   assert manifest["labels"] == [str(d) for d in range(10)]
   assert manifest["edgetpu"] == {"compiled": False,
-                                 "status": edgetpu_compiler.NOT_INSTALLED_MESSAGE}
+                                 "status": edgetpu_compiler.NOT_INSTALLED_MESSAGE,
+                                 "compiler": None}
   assert manifest["edgetpu_compatibility"]["fully_mapped"]
   # The device feeds pixel - 128: scale 1/255 and zero point -128 (features.scale_pixels).
   assert manifest["input"]["shape"] == [1, 28, 28, 1]
@@ -186,8 +192,8 @@ def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, standin_on_
                                constants.COMPILER_FLAGS_KEY: json.dumps(["-m", "13"])})
   version_dir = os.path.join(destination, "1")
   assert sorted(os.listdir(version_dir)) == sorted([
-      constants.MANIFEST_FILE, constants.MODEL_FILE, constants.EDGETPU_MODEL_FILE,
-      constants.COMPILER_LOG_FILE])
+      push_manifest.FILE_NAME, push_manifest.MODEL_FILE, push_manifest.EDGETPU_MODEL_FILE,
+      push_manifest.COMPILER_LOG_FILE])
   assert_manifest_hashes_match(version_dir)
   manifest = read_manifest(version_dir)
   edgetpu = manifest["edgetpu"]
@@ -196,7 +202,7 @@ def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, standin_on_
   assert edgetpu["compiler"]["compiler_path"] == compiler
   assert "test stand-in" in edgetpu["compiler"]["compiler_version"]
   assert "-m" in edgetpu["compiler"]["command"]
-  with open(os.path.join(version_dir, constants.COMPILER_LOG_FILE)) as f:
+  with open(os.path.join(version_dir, push_manifest.COMPILER_LOG_FILE)) as f:
     assert "test stand-in" in f.read()
   assert (edgetpu["compiler"]["operations_on_edgetpu"] ==
           manifest["edgetpu_compatibility"]["operations_total"])
@@ -269,7 +275,7 @@ def test_interrupted_push_leaves_no_version_and_the_next_push_succeeds(
 _TF_FREE_ACCURACY = """
 import json, sys
 import numpy as np
-from components import int8_runtime
+from core import int8_runtime
 model_file, data_file = sys.argv[1:3]
 with open(model_file, "rb") as f:
   classifier = int8_runtime.Int8Classifier(f.read())
@@ -305,7 +311,7 @@ def test_pushed_model_reproduces_the_evaluator_accuracy_without_tensorflow(
        evaluator_constants.MAX_QUANTIZATION_DROP_KEY: 0.05,
        evaluator_constants.BASELINE_TOLERANCE_KEY: 0.002,
        evaluator_constants.EVAL_SPLIT_KEY: contract.EVAL_SPLIT})
-  with open(os.path.join(evaluation.uri, evaluator_constants.METRICS_FILE)) as f:
+  with open(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME)) as f:
     evaluator_metrics = json.load(f)
 
   destination = str(tmp_path / "dest")
@@ -319,7 +325,7 @@ def test_pushed_model_reproduces_the_evaluator_accuracy_without_tensorflow(
   count = fixtures_data.SLICE_EVAL  # examples_dir's eval split: the first 500 test images.
   np.savez(data_file, images=images[:count], labels=labels[:count])
   result = subprocess.run(
-      [sys.executable, "-c", _TF_FREE_ACCURACY, os.path.join(version_dir, constants.MODEL_FILE),
+      [sys.executable, "-c", _TF_FREE_ACCURACY, os.path.join(version_dir, push_manifest.MODEL_FILE),
        data_file], capture_output=True, text=True, timeout=300,
       env=dict(os.environ, PYTHONPATH=REPO_ROOT), check=False)
   assert result.returncode == 0, result.stderr

@@ -13,7 +13,6 @@ temporary directory; one killed before it could (SIGKILL, a lost node) leaves it
 next push removes such leftovers once they are older than `ABANDONED_AFTER_SECONDS`.
 """
 
-import hashlib
 import os
 import time
 from typing import Callable, Collection, Dict, List, Optional, Tuple
@@ -21,6 +20,9 @@ import uuid
 
 from absl import logging
 from tfx.dsl.io import fileio
+
+from core import hashing
+from core import versions
 
 TEMP_PREFIX = ".incomplete-push-"
 _MAX_ATTEMPTS = 100
@@ -33,29 +35,20 @@ class PushConflictError(RuntimeError):
   """No free version number was found after many attempts."""
 
 
-def sha256_hex(content: bytes) -> str:
-  return hashlib.sha256(content).hexdigest()
-
-
-def _entry_name(entry: str) -> str:
-  return entry.rstrip("/")  # Object stores list directories with a trailing slash.
-
-
 def list_versions(destination: str) -> List[int]:
-  """The published versions under `destination`, ascending."""
+  """The published versions under `destination` (any fileio path), ascending (core.versions)."""
   if not fileio.exists(destination):
     return []
-  names = (_entry_name(entry) for entry in fileio.listdir(destination))
-  return sorted(int(name) for name in names if name.isdigit())
+  return versions.versions(fileio.listdir(destination))
 
 
 def list_incomplete(destination: str) -> List[str]:
   """Temporary directories of pushes that are running or were interrupted before their rename."""
   if not fileio.exists(destination):
     return []
-  return sorted(os.path.join(destination, _entry_name(entry))
+  return sorted(os.path.join(destination, versions.entry_name(entry))
                 for entry in fileio.listdir(destination)
-                if _entry_name(entry).startswith(TEMP_PREFIX))
+                if versions.entry_name(entry).startswith(TEMP_PREFIX))
 
 
 def identical_latest_version(destination: str, files: Dict[str, bytes],
@@ -64,25 +57,25 @@ def identical_latest_version(destination: str, files: Dict[str, bytes],
   sha256), else None. Names in `ignored_names` (the manifest, logs with timings) are left out of
   the comparison on both sides. Re-publishing the same bytes would only make a duplicate that
   everything following new versions would take for an update."""
-  versions = list_versions(destination)
-  if not versions:
+  published = list_versions(destination)
+  if not published:
     return None
-  version_dir = os.path.join(destination, str(versions[-1]))
+  version_dir = os.path.join(destination, str(published[-1]))
   compared = {name: content for name, content in files.items() if name not in ignored_names}
-  names = {_entry_name(e) for e in fileio.listdir(version_dir)} - set(ignored_names)
+  names = {versions.entry_name(e) for e in fileio.listdir(version_dir)} - set(ignored_names)
   if names != set(compared):
     return None
   for name, content in compared.items():
     with fileio.open(os.path.join(version_dir, name), "rb") as f:
-      if sha256_hex(f.read()) != sha256_hex(content):
+      if hashing.sha256_bytes(f.read()) != hashing.sha256_bytes(content):
         return None
-  return versions[-1], version_dir
+  return published[-1], version_dir
 
 
 def _last_modified(path: str) -> Optional[float]:
   """Newest modification time (seconds since the epoch) of `path` and the files directly in it;
   None when the filesystem reports none (object stores have no directory times)."""
-  entries = [path] + [os.path.join(path, _entry_name(e)) for e in fileio.listdir(path)]
+  entries = [path] + [os.path.join(path, versions.entry_name(e)) for e in fileio.listdir(path)]
   times = []
   for entry in entries:
     try:
@@ -129,7 +122,7 @@ def _write_checked(path: str, content: bytes) -> None:
   with fileio.open(path, "wb") as f:
     f.write(content)
   with fileio.open(path, "rb") as f:
-    if sha256_hex(f.read()) != sha256_hex(content):
+    if hashing.sha256_bytes(f.read()) != hashing.sha256_bytes(content):
       raise OSError(f"{path} does not read back as written")
 
 
@@ -155,8 +148,8 @@ def publish_version(destination: str, files: Dict[str, bytes],
     for name, content in files.items():
       _write_checked(os.path.join(temp_dir, name), content)
     for _ in range(_MAX_ATTEMPTS):
-      versions = list_versions(destination)
-      version = versions[-1] + 1 if versions else 1
+      published = list_versions(destination)
+      version = published[-1] + 1 if published else 1
       _write_checked(os.path.join(temp_dir, manifest_name), manifest(version))
       target = os.path.join(destination, str(version))
       try:

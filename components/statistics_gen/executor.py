@@ -11,8 +11,8 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 
-from components import contract
 from components.statistics_gen import constants
+from core import contract
 
 
 class Executor(tfx_statistics_gen_executor.Executor):

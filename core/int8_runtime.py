@@ -1,7 +1,7 @@
 """Runs the full-int8 TFLite model on a CPU without TensorFlow (numpy + ai_edge_litert only).
 
-The evaluator, the pusher and the serving service all run the exact bytes that
-`components.int8_tflite.convert_to_int8_tflite` produced through this one helper, so accuracy is
+The evaluator, serving (`mnist-tfx serve`, `predict`) and `mnist-tfx compare` run the exact bytes
+that `core.int8_tflite.convert_to_int8_tflite` produced through this one helper, so accuracy is
 measured the way devices compute it: uint8 pixels are quantized with the model's own input scale and
 zero point (for our model 1/255 and -128, i.e. int8 = pixel - 128) and the int8 outputs are
 dequantized with the output's.
@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence, Tuple
 from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 
-from components import contract
+from core import contract
 
 
 class Int8ModelError(ValueError):
@@ -104,6 +104,3 @@ class Int8Classifier:
     """Float probabilities [N, classes] for integer pixels 0-255 holding N whole images."""
     return self.dequantize(self.invoke_quantized(self.quantize_pixels(pixels)))
 
-  def predict_images(self, images: np.ndarray) -> np.ndarray:
-    """Float probabilities [N, classes] for float images in [0, 1]."""
-    return self.dequantize(self.invoke_quantized(self.quantize_images(images)))

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import contract
-from components import features
-from components import int8_runtime
-from components import int8_tflite
+from core import contract
+from core import features
+from core import int8_runtime
+from core import int8_tflite
 from tests import mnist_slices
 
 NUM_IMAGES = 200
@@ -54,7 +54,8 @@ def test_post_training_quantization_gives_a_full_int8_model_that_agrees(float_mo
   expected = tf.saved_model.load(float_model_dir).signatures[contract.SINGLE_IMAGE_SIGNATURE]
   float_classes = [int(np.argmax(expected(images=image[np.newaxis])[
       contract.PROBABILITIES_OUTPUT])) for image in test_images]
-  int8_classes = [int(np.argmax(classifier.predict_images(image))) for image in test_images]
+  int8_classes = [int(np.argmax(classifier.invoke_quantized(classifier.quantize_images(image))))
+                  for image in test_images]
   assert np.mean(np.array(float_classes) == np.array(int8_classes)) >= 0.9
 
 

@@ -1,6 +1,6 @@
 """The TensorFlow side of the data contract: the feature spec and the pixel scaling.
 
-The names, shapes and signature names themselves are in `components/contract.py` (no TensorFlow).
+The names, shapes and signature names themselves are in `core/contract.py` (no TensorFlow).
 """
 
 from typing import Dict
@@ -8,7 +8,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from components import contract
+from core import contract
 
 # Pixels are int64 0-255, row-major; the label is the digit 0-9.
 FEATURE_SPEC: Dict[str, tf.io.FixedLenFeature] = {

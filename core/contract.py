@@ -2,7 +2,7 @@
 
 MnistExampleGen writes these features, the curated schema describes them, the trainer parses them,
 the evaluator and pusher call the exported signatures named here, and serving reads the pushed
-model's labels. `components/features.py` adds the TensorFlow side (the feature spec and the pixel
+model's labels. `core/features.py` adds the TensorFlow side (the feature spec and the pixel
 scaling); modules that must not import TensorFlow (the IDX reader, the metrics, the int8 runtime,
 serving) import this one.
 """

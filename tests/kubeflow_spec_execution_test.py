@@ -13,11 +13,11 @@ import os
 
 import pytest
 
-from components import int8_tflite
-from components.evaluator import constants as evaluator_constants
 from components.pusher import constants as pusher_constants
+from core import evaluation_metrics
+from core import int8_tflite
+from core import push_manifest
 from mnist_tfx import cli
-from mnist_tfx.kubeflow import runner
 from tests import kfp_v2_driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # Two pipeline runs, ~20 subprocesses.
@@ -42,7 +42,7 @@ def two_runs(mnist_slice_dir, unpacked_wheel, tmp_path_factory):
         "--epochs", "1", "--train-config", "batch_size=16", "--train-config", "max_shift=0",
         "--train-config", f"seed={seed}", "--min-int8-accuracy", "0.5",
         "--max-quantization-drop", "0.5", "--baseline-tolerance", "1.0"]) == 0
-    return runner.read_pipeline_spec(spec_file)
+    return kfp_v2_driver.read_pipeline_spec(spec_file)
 
   driver = kfp_v2_driver.PipelineSpecRunner(
       compile_spec(seed=0), pipeline_root=str(root / "pipeline_root"),
@@ -82,7 +82,7 @@ def test_every_task_ran_and_wrote_its_artifacts_where_the_driver_put_them(two_ru
                                        "schema.pbtxt"))
     assert os.path.isdir(os.path.join(only(runs["Trainer"], "model").uri, "Format-Serving"))
     assert os.path.isfile(os.path.join(only(runs["Int8Evaluator"], "evaluation").uri,
-                                       evaluator_constants.METRICS_FILE))
+                                       evaluation_metrics.FILE_NAME))
     blessing = only(runs["Int8Evaluator"], "blessing")
     assert blessing.metadata["blessed"] == 1
     # The model resolver matches on this: the runtime name of the model that was judged.
@@ -104,7 +104,7 @@ def test_first_run_has_no_baseline_and_second_compares_against_the_first_blessed
   (baseline,) = second["Int8Evaluator"].inputs["baseline_model"]
   assert baseline.uri == first_model.uri
   with open(os.path.join(only(second["Int8Evaluator"], "evaluation").uri,
-                         evaluator_constants.METRICS_FILE)) as f:
+                         evaluation_metrics.FILE_NAME)) as f:
     metrics = json.load(f)
   assert metrics["baseline"] is not None
 
@@ -125,7 +125,7 @@ def test_pushed_model_is_the_shared_int8_conversion_of_the_trained_model(two_run
   for runs in two_runs:
     pushed = only(runs["EdgeTpuPusher"], "pushed_model")
     version_dir = pushed.metadata[pusher_constants.PUSHED_DESTINATION_KEY]
-    with open(os.path.join(version_dir, pusher_constants.MODEL_FILE), "rb") as f:
+    with open(os.path.join(version_dir, push_manifest.MODEL_FILE), "rb") as f:
       pushed_bytes = f.read()
     model_dir = os.path.join(only(runs["Trainer"], "model").uri, "Format-Serving")
     assert pushed_bytes == int8_tflite.convert_to_int8_tflite(model_dir)

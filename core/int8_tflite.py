@@ -11,14 +11,13 @@ Two modes, one converter setup and the same int8 input and output:
     `mnist-tfx compare` to put the common train-in-float route beside QAT.
 """
 
-import hashlib
 from typing import Iterator, List, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from components import contract
-from components import errors
+from core import contract
+from core import errors
 
 
 class Int8ConversionError(errors.PipelineInputError):
@@ -72,8 +71,3 @@ def _calibration_steps(images: np.ndarray):
       yield [image[np.newaxis]]
 
   return steps
-
-
-def model_sha256(model_content: bytes) -> str:
-  """The hex SHA-256 of int8 TFLite bytes: what the evaluator blesses and the pusher ships."""
-  return hashlib.sha256(model_content).hexdigest()

@@ -16,8 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
-from components.pusher import constants as pusher_constants
 from components.pusher import versioned_push
+from core import hashing
+from core import push_manifest
 from serving import app as app_lib
 from serving import model_store
 from tests import fixtures_model
@@ -26,30 +27,31 @@ from tests import fixtures_serving
 pytestmark = pytest.mark.integration
 
 
-def publish(destination: str, files: dict, manifest_of=None) -> int:
-  """Publishes `files` as the next version, the manifest listing each file's sha256."""
+def publish(pushed: fixtures_serving.PushedVersion, destination: str, files: dict,
+            manifest_of=None) -> int:
+  """Publishes `files` as the next version, with version 1's manifest listing each file's sha256."""
   def manifest(version: int) -> bytes:
-    listed = {name: {"sha256": versioned_push.sha256_hex(content), "size_bytes": len(content)}
+    listed = {name: {"sha256": hashing.sha256_bytes(content), "size_bytes": len(content)}
               for name, content in files.items()}
-    return json.dumps({"version": version, "files": manifest_of(listed) if manifest_of else listed,
-                       "labels": [str(d) for d in range(10)]}).encode()
-  version, _ = versioned_push.publish_version(destination, files, pusher_constants.MANIFEST_FILE,
+    return json.dumps({**pushed.manifest, "version": version,
+                       "files": manifest_of(listed) if manifest_of else listed}).encode()
+  version, _ = versioned_push.publish_version(destination, files, push_manifest.FILE_NAME,
                                               manifest)
   return version
 
 
 def corrupted(listed: dict) -> dict:
   """The manifest of a version whose model.tflite is not the file it lists (bad sha256)."""
-  listed[pusher_constants.MODEL_FILE]["sha256"] = "0" * 64
+  listed[push_manifest.MODEL_FILE]["sha256"] = "0" * 64
   return listed
 
 
 def test_newest_good_version_serves_and_bad_ones_are_skipped(pushed_version, tmp_path):
   destination = fixtures_serving.copy_destination(pushed_version, str(tmp_path / "dest"))
-  model = {pusher_constants.MODEL_FILE: pushed_version.model_content}
-  assert publish(destination, model) == 2
-  assert publish(destination, model, corrupted) == 3
-  assert publish(destination, {pusher_constants.MODEL_FILE: b"not a flatbuffer"}) == 4
+  model = {push_manifest.MODEL_FILE: pushed_version.model_content}
+  assert publish(pushed_version, destination, model) == 2
+  assert publish(pushed_version, destination, model, corrupted) == 3
+  assert publish(pushed_version, destination, {push_manifest.MODEL_FILE: b"not a flatbuffer"}) == 4
   os.makedirs(os.path.join(destination, f"{versioned_push.TEMP_PREFIX}in-progress"))
   store = model_store.ModelStore(destination)
   assert store.refresh().version == 2
@@ -68,8 +70,8 @@ def test_edgetpu_model_without_delegate_library_serves_the_cpu_model_and_says_wh
   destination = str(tmp_path / "dest")
   # A stand-in for edgetpu_compiler's output (none can be compiled here): the CPU model's bytes
   # under the Edge TPU name. The delegate fails to load before the bytes matter.
-  publish(destination, {pusher_constants.MODEL_FILE: pushed_version.model_content,
-                        pusher_constants.EDGETPU_MODEL_FILE: pushed_version.model_content})
+  publish(pushed_version, destination, {push_manifest.MODEL_FILE: pushed_version.model_content,
+                        push_manifest.EDGETPU_MODEL_FILE: pushed_version.model_content})
   store = model_store.ModelStore(destination)
   loaded = store.refresh()
   assert loaded.version == 1 and loaded.device == model_store.CPU
@@ -79,8 +81,8 @@ def test_edgetpu_model_without_delegate_library_serves_the_cpu_model_and_says_wh
   # GET metadata reports it (in-process ASGI request).
   metadata = asyncio.run(asgi_get(app_lib.create_app(store), app_lib.METADATA_PATH)).json()
   assert metadata["device"] == "cpu" and metadata["device_reason"] == loaded.device_reason
-  assert sorted(metadata["files"]) == [pusher_constants.MODEL_FILE,
-                                       pusher_constants.EDGETPU_MODEL_FILE]
+  assert sorted(metadata["files"]) == [push_manifest.MODEL_FILE,
+                                       push_manifest.EDGETPU_MODEL_FILE]
 
 
 async def asgi_get(app, path: str) -> httpx.Response:
@@ -122,9 +124,11 @@ def test_hot_reload_under_a_request_loop(pushed_version, tmp_path):
         thread.start()
       try:
         time.sleep(0.5)
-        publish(destination, {pusher_constants.MODEL_FILE: pushed_version.model_content})
+        publish(pushed_version, destination,
+                {push_manifest.MODEL_FILE: pushed_version.model_content})
         _wait_for(lambda: outcomes and outcomes[-1][1] == "2")
-        publish(destination, {pusher_constants.MODEL_FILE: pushed_version.model_content},
+        publish(pushed_version, destination,
+                {push_manifest.MODEL_FILE: pushed_version.model_content},
                 corrupted)
         _wait_for(lambda: len(client.get(app_lib.MODEL_PATH).json()["model_version_status"]) == 2)
         time.sleep(0.5)

@@ -4,12 +4,13 @@ import json
 import os
 import sys
 
+from mnist_tfx.kubeflow import runner
 import pytest
 import yaml
 
+from core import paths
 from mnist_tfx import cli
-from mnist_tfx.kubeflow import runner
-from pipeline import configs
+from tests import kfp_v2_driver
 
 pytestmark = pytest.mark.integration  # Compiles the pipeline (imports TFX).
 
@@ -29,7 +30,7 @@ def compiled(tmp_path_factory):
 
 def test_compiles_every_component_with_the_data_gate_before_training(compiled):
   output, _ = compiled
-  spec = runner.read_pipeline_spec(output)
+  spec = kfp_v2_driver.read_pipeline_spec(output)
   tasks = spec["root"]["dag"]["tasks"]
   assert set(tasks) == {
       "MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomaliesGate",
@@ -66,7 +67,7 @@ def test_every_path_in_the_spec_is_one_the_pods_can_read(compiled):
   for local in {PROJECT_ROOT, sys.prefix, os.path.expanduser("~"), os.getcwd(),
                 os.path.dirname(output), "/tmp", "/work"}:
     assert local not in text, local
-  tasks = runner.read_pipeline_spec(output)["root"]["dag"]["tasks"]
+  tasks = kfp_v2_driver.read_pipeline_spec(output)["root"]["dag"]["tasks"]
 
   def parameter(task, name):
     return tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
@@ -75,9 +76,9 @@ def test_every_path_in_the_spec_is_one_the_pods_can_read(compiled):
       "python-package://pipeline/schema/schema.pbtxt")
   assert parameter("MnistExampleGen", "input_dir") == "gs://bucket/mnist"
   assert json.loads(parameter("Trainer", "custom_config"))["checkpoint_dir"] == (
-      f"gs://bucket/pipelines/{configs.TRAINER_CHECKPOINTS_DIR}")
+      f"gs://bucket/pipelines/{paths.TRAINER_CHECKPOINTS_DIR}")
   assert parameter("EdgeTpuPusher", "push_destination") == (
-      f"gs://bucket/pipelines/{configs.PUSHED_MODELS_DIR}")
+      f"gs://bucket/pipelines/{paths.PUSHED_MODELS_DIR}")
 
 
 def test_json_on_request_is_the_pipeline_job_vertex_takes(compiled, tmp_path):
@@ -89,7 +90,7 @@ def test_json_on_request_is_the_pipeline_job_vertex_takes(compiled, tmp_path):
   with open(output) as f:
     written = json.load(f)
   assert written["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/pipelines"
-  assert written["pipelineSpec"] == runner.read_pipeline_spec(output)
+  assert written["pipelineSpec"] == kfp_v2_driver.read_pipeline_spec(output)
   assert written["pipelineSpec"]["root"] == job["pipelineSpec"]["root"]
 
 
@@ -132,7 +133,7 @@ def test_local_paths_are_accepted_when_mounted_in_the_pods(tmp_path):
   output = str(tmp_path / "pipeline.yaml")
   runner.compile_pipeline(output, image=IMAGE, pipeline_root="/mnt/shared/root",
                           data_dir="/mnt/shared/mnist", paths_mounted_in_pods=True)
-  tasks = runner.read_pipeline_spec(output)["root"]["dag"]["tasks"]
+  tasks = kfp_v2_driver.read_pipeline_spec(output)["root"]["dag"]["tasks"]
   assert tasks["MnistExampleGen"]["inputs"]["parameters"]["input_dir"]["runtimeValue"][
       "constant"] == "/mnt/shared/mnist"
   with pytest.raises(runner.PipelineInputError, match="is relative"):

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from components import config_values
 from components.anomalies_gate import component as anomalies_gate_component
 from components.anomalies_gate import constants as anomalies_gate_constants
+from core import config_values
 from mnist_tfx import cli
-from mnist_tfx import options
+from pipeline import options
 from trainer_module import hparams as hparams_lib
 
 TRUE_TEXTS = ["true", "True", "TRUE", "1", "yes", "Yes", "on", " on "]

@@ -1,7 +1,9 @@
-"""The command line's shared options: one definition for every subcommand that takes them.
+"""The pipeline's settings as command-line options: one definition for every runner's command.
 
-Defaults come from where each concept is defined (pipeline/configs.py, the blessing rule, the
-pusher's constants, the trainer's HParams), so `--help` shows them instead of copied literals.
+`mnist-tfx run` (the local runner) and `mnist-tfx kubeflow compile|submit` (the Kubeflow runner)
+take the same pipeline options from here, so a run moves to Kubeflow with the same flags. Defaults
+come from where each concept is defined (pipeline/configs.py, core/paths.py, the blessing rule,
+the pusher's constants, the trainer's HParams), so `--help` shows them instead of copied literals.
 Nothing here imports TensorFlow or TFX: `--help` answers at once.
 """
 
@@ -13,10 +15,9 @@ from typing import Any, Dict, Tuple
 
 from components.evaluator import blessing as blessing_lib
 from components.pusher import constants as pusher_constants
+from core import paths
 from pipeline import configs
 from trainer_module import hparams as hparams_lib
-
-DEFAULT_PIPELINE_ROOT = "output"
 
 
 def key_value(text: str) -> Tuple[str, Any]:
@@ -49,10 +50,10 @@ def positive_int(text: str) -> int:
 def add_pipeline_root(parser: argparse.ArgumentParser) -> None:
   """--pipeline-root and --pipeline-name, as `run`, `tensorboard` and the report read them."""
   parser.add_argument(
-      "--pipeline-root", default=DEFAULT_PIPELINE_ROOT,
+      "--pipeline-root", default=paths.DEFAULT_PIPELINE_ROOT,
       help="Where the run keeps everything: each component's artifacts, the ML Metadata SQLite "
       "database PIPELINE_ROOT/metadata.sqlite and, unless --push-destination says otherwise, the "
-      f"pushed models PIPELINE_ROOT/{configs.PUSHED_MODELS_DIR} (default: ./%(default)s).")
+      f"pushed models PIPELINE_ROOT/{paths.PUSHED_MODELS_DIR} (default: ./%(default)s).")
   parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME, type=pipeline_name,
                       help="The pipeline's name in ML Metadata, following "
                       f"{configs.PIPELINE_NAME_RULE} as Kubeflow requires "
@@ -64,22 +65,6 @@ def add_beam_args(parser: argparse.ArgumentParser, default_help: str) -> None:
       "--beam-arg", action="append", dest="beam_args", metavar="ARG",
       help=f"A Beam pipeline option for the Beam-based components, repeatable, e.g. "
       f"--beam-arg=--runner=FlinkRunner. {default_help}")
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-  """How `mnist-tfx run` reports: console verbosity, and whether an unblessed model is a failure."""
-  console = parser.add_mutually_exclusive_group()
-  console.add_argument(
-      "-v", "--verbose", action="store_true",
-      help="Show every log line (TFX, Beam, absl, TensorFlow) and tracebacks on the console as "
-      "well as in the log file.")
-  console.add_argument(
-      "-q", "--quiet", action="store_true",
-      help="Print the summary alone (no per-component lines, no progress display).")
-  parser.add_argument(
-      "--require-blessed", action="store_true",
-      help="Exit with code 2 and the evaluator's reason when the model is not blessed (by default "
-      "such a run succeeds and pushes nothing).")
 
 
 def _hparams_help() -> str:
@@ -126,7 +111,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
   push = parser.add_argument_group("push")
   push.add_argument("--push-destination",
                     help="Directory (any TFX filesystem path) receiving versions 1, 2, ... of the "
-                    f"Edge TPU model (default: PIPELINE_ROOT/{configs.PUSHED_MODELS_DIR}).")
+                    f"Edge TPU model (default: PIPELINE_ROOT/{paths.PUSHED_MODELS_DIR}).")
   push.add_argument("--edgetpu-compiler", dest="compiler_path",
                     help="The edgetpu_compiler to run (default: the one on PATH; when there is "
                     "none, the CPU int8 model is pushed and the summary says so).")

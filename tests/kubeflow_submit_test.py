@@ -112,10 +112,13 @@ def run_cli(*argv):
   return code, out.getvalue(), err.getvalue()
 
 
+FAILED = "mnist-tfx kubeflow submit failed: "
+
+
 def error_line(stderr: str) -> str:
-  """The one `error:` line, which must end what was printed (compiling logs come before it)."""
+  """The one error line, which must end what was printed (compiling logs come before it)."""
   lines = stderr.strip().splitlines()
-  (line,) = [text for text in lines if text.startswith("error:")]
+  (line,) = [text for text in lines if text.startswith(FAILED)]
   assert lines[-1] == line
   return line
 
@@ -199,4 +202,4 @@ def test_an_unreachable_host_is_one_clear_line():
   code, _, err = run_cli("kubeflow", "submit", "--host", host, *COMPILE_ARGS)
   assert code == 1
   line = error_line(err)
-  assert line.startswith(f"error: Cannot reach Kubeflow Pipelines at {host}")
+  assert line.startswith(f"{FAILED}Cannot reach Kubeflow Pipelines at {host}")

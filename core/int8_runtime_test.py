@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import contract
-from components import int8_runtime
-from components import int8_tflite
+from core import contract
+from core import int8_runtime
+from core import int8_tflite
 from tests import mnist_slices
 
 NUM_IMAGES = 200
@@ -70,6 +70,6 @@ def test_rejects_a_float_tflite_model():
 
 
 def test_imports_without_tensorflow():
-  code = ("import sys; import components.int8_runtime; "
+  code = ("import sys; import core.int8_runtime; "
           "sys.exit('tensorflow' in sys.modules)")
   subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,123 @@
+"""metrics.json, the Int8Evaluator's verdict file: its schema, and the one way to write and read it.
+
+The evaluator writes it into its ModelEvaluation artifact; the pusher copies it into model.json,
+and the run summary, the run report, the evaluator's TensorBoard summary and serving's metadata
+read it. Accuracies, drops and agreements are fractions in [0, 1]; latencies are milliseconds;
+the confusion matrix has rows = true digit, columns = predicted digit. pydantic checks every field
+on read and write. No TensorFlow import: callers move the bytes with the filesystem they use.
+"""
+
+from typing import Any, Dict, Optional
+
+import pydantic
+
+from core import contract
+
+FILE_NAME = "metrics.json"
+
+Fraction = pydantic.confloat(ge=0.0, le=1.0)
+PerClass = pydantic.conlist(Fraction, min_length=contract.NUM_CLASSES,
+                            max_length=contract.NUM_CLASSES)
+Sha256 = pydantic.constr(pattern=r"^[0-9a-f]{64}$")
+# Rows = true digit, columns = predicted digit.
+ConfusionMatrix = pydantic.conlist(
+    pydantic.conlist(pydantic.NonNegativeInt, min_length=contract.NUM_CLASSES,
+                     max_length=contract.NUM_CLASSES),
+    min_length=contract.NUM_CLASSES, max_length=contract.NUM_CLASSES)
+
+
+class _Schema(pydantic.BaseModel):
+  """Strict: unknown keys are refused, so a writer's typo fails its tests."""
+  model_config = pydantic.ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ClassificationMetrics(_Schema):
+  """The metrics of one model's predictions on the eval split (components/evaluator/metrics.py)."""
+  accuracy: Fraction
+  correct: pydantic.NonNegativeInt
+  log_loss: pydantic.NonNegativeFloat  # Mean over examples, natural log.
+  precision: PerClass
+  recall: PerClass
+  confusion_matrix: ConfusionMatrix
+
+
+class LatencyMs(_Schema):
+  """Batch-1 latency quantiles, milliseconds (core.latency: one definition for the project)."""
+  p50: pydantic.NonNegativeFloat
+  p99: pydantic.NonNegativeFloat
+
+
+class Int8Metrics(ClassificationMetrics):
+  """The full-int8 TFLite model's metrics, at batch 1 as the device runs it, and its bytes."""
+  tflite_file: str  # Its name inside the ModelEvaluation artifact.
+  tflite_sha256: Sha256
+  model_size_bytes: pydantic.PositiveInt
+  latency_ms: LatencyMs
+  batched_images_per_second: pydantic.NonNegativeFloat
+  batch_size: pydantic.PositiveInt
+  batched_mismatches: pydantic.NonNegativeInt  # Images whose batched output differs: must be 0.
+
+
+class ModelInfo(_Schema):
+  """A judged model: its artifact URI, MLMD id and SavedModel directory."""
+  uri: str
+  id: int
+  saved_model_path: str
+
+
+class BaselineMetrics(_Schema):
+  """The model the candidate was compared with, measured on the same examples."""
+  model: ModelInfo
+  int8: Int8Metrics
+
+
+class Thresholds(_Schema):
+  """The blessing rules that applied (components/evaluator/blessing.py)."""
+  min_int8_accuracy: Fraction
+  max_quantization_drop: Fraction
+  baseline_tolerance: Fraction
+
+
+class EvaluationMetrics(_Schema):
+  """Everything the evaluator measured and decided about one candidate model."""
+  eval_split: str
+  examples_uri: str
+  num_examples: pydantic.PositiveInt
+  model: ModelInfo
+  int8: Int8Metrics
+  # The SavedModel's (fake quant for QAT models); "float" in the file.
+  float_model: ClassificationMetrics = pydantic.Field(alias="float")
+  int8_float_agreement: Fraction  # Share of examples where int8 and float predict the same digit.
+  quantization_accuracy_drop: float  # float accuracy - int8 accuracy (negative when int8 wins).
+  baseline: Optional[BaselineMetrics]
+  baseline_skipped: Optional[str]  # Why no comparison was made although a baseline existed.
+  thresholds: Thresholds
+  blessed: bool
+  reason: str  # The verdict in plain words, every check with its numbers.
+
+  def to_json(self) -> bytes:
+    """The file's bytes (UTF-8 JSON, indented for people who open it)."""
+    return self.model_dump_json(indent=2, by_alias=True).encode("utf-8")
+
+  def to_dict(self) -> Dict[str, Any]:
+    """The file's content as plain JSON types, keys as in the file."""
+    return self.model_dump(mode="json", by_alias=True)
+
+
+def from_json(content: bytes, source: str = FILE_NAME) -> EvaluationMetrics:
+  """Parses and checks a metrics.json.
+
+  Raises:
+    ValueError: naming `source` and every field that is missing or wrong.
+  """
+  try:
+    return EvaluationMetrics.model_validate_json(content)
+  except pydantic.ValidationError as e:
+    raise ValueError(f"{source} is not a valid evaluation ({e.error_count()} problems): "
+                     f"{problems(e)}") from None
+
+
+def problems(error: pydantic.ValidationError) -> str:
+  """Every problem of a failed validation, `field.path: message`, on one line."""
+  return "; ".join(f"{'.'.join(str(part) for part in problem['loc']) or 'file'}: {problem['msg']}"
+                   for problem in error.errors())
