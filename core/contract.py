@@ -35,3 +35,8 @@ SINGLE_IMAGE_SIGNATURE = "predict_single_image"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
 PROBABILITIES_OUTPUT = "probabilities"
+
+# The Trainer's ModelRun artifact: TensorBoard event files per step (train/) and per epoch on the
+# eval split (eval/); the run summary, the report, `mnist-tfx tensorboard` and `compare` read them.
+MODEL_RUN_TRAIN_DIR = "train"
+MODEL_RUN_EVAL_DIR = "eval"

@@ -1,5 +1,5 @@
 """`mnist-tfx`: the command line, the local runner and what a person reads after a run.
 
-Depends on the pipeline (`pipeline/`), its components and the runners; nothing in those imports
-this package.
+The top layer (.importlinter): it imports the Kubeflow runner, the pipeline, serving, the
+components, the trainers and the shared kernel (`core/`); nothing imports it.
 """

@@ -251,8 +251,8 @@ def _train(route: Route, train_files: Sequence[str], eval_files: Sequence[str],
   if route.trainer == HAND_BUILT:
     result = train.train_and_export(train_files, eval_files, serving_model_dir, model_run_dir,
                                     hparams=route.config)
-    epochs, log_dir, tag = result.epochs, os.path.join(model_run_dir, train.EVAL_LOG_SUBDIR), (
-        "accuracy")
+    epochs, tag = result.epochs, "accuracy"
+    log_dir = os.path.join(model_run_dir, contract.MODEL_RUN_EVAL_DIR)
   else:
     keras_baseline.train_and_export(train_files, eval_files, serving_model_dir, model_run_dir,
                                     route.config)

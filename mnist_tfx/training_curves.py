@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 from tfx.dsl.io import fileio
 
-from trainer_module import train
+from core import contract
 
 # A curve: (steps, values), in step order.
 Curve = Tuple[List[int], List[float]]
@@ -43,11 +43,11 @@ def read_scalars(log_dir: str, tags=CURVE_TAGS) -> Dict[str, Curve]:
 
 
 def train_dir(model_run_uri: str) -> str:
-  return os.path.join(model_run_uri, train.TRAIN_LOG_SUBDIR)
+  return os.path.join(model_run_uri, contract.MODEL_RUN_TRAIN_DIR)
 
 
 def eval_dir(model_run_uri: str) -> str:
-  return os.path.join(model_run_uri, train.EVAL_LOG_SUBDIR)
+  return os.path.join(model_run_uri, contract.MODEL_RUN_EVAL_DIR)
 
 
 def read_run(model_run_uri: str) -> Dict[str, Dict[str, Curve]]:

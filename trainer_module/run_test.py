@@ -46,5 +46,5 @@ def test_run_fn_in_the_tfx_trainer(examples_dir, tmp_path):
   loaded = tf.saved_model.load(serving_dir)
   assert set(loaded.signatures) == {contract.SERVING_SIGNATURE, contract.PREDICT_IMAGES_SIGNATURE,
                                     contract.SINGLE_IMAGE_SIGNATURE}
-  assert tf.io.gfile.glob(os.path.join(model_run_uri, train.TRAIN_LOG_SUBDIR, "events.*"))
+  assert tf.io.gfile.glob(os.path.join(model_run_uri, contract.MODEL_RUN_TRAIN_DIR, "events.*"))
   assert tf.io.gfile.glob(os.path.join(model_run_uri, train.CHECKPOINT_SUBDIR, "ckpt-1.index"))

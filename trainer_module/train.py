@@ -33,8 +33,6 @@ from trainer_module import model as model_lib
 from trainer_module import optimizer as optimizer_lib
 from trainer_module import progress as progress_lib
 
-TRAIN_LOG_SUBDIR = "train"
-EVAL_LOG_SUBDIR = "eval"
 CHECKPOINT_SUBDIR = "checkpoints"
 _NUM_LOGGED_IMAGES = 8
 _PIXELS_SPEC = tf.TensorSpec([None, contract.NUM_PIXELS], tf.uint8)
@@ -316,8 +314,10 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
   logging.info("Training %s on %d examples (eval %d), %d epochs of %d steps, %d steps in all: %s",
                hp.model, len(train_labels), len(eval_labels), hp.epochs,
                training.steps_per_epoch, training.total_steps, hp)
-  train_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, TRAIN_LOG_SUBDIR))
-  eval_writer = tf.summary.create_file_writer(os.path.join(model_run_dir, EVAL_LOG_SUBDIR))
+  train_writer = tf.summary.create_file_writer(
+      os.path.join(model_run_dir, contract.MODEL_RUN_TRAIN_DIR))
+  eval_writer = tf.summary.create_file_writer(
+      os.path.join(model_run_dir, contract.MODEL_RUN_EVAL_DIR))
   evaluate = _make_evaluation(training.network, training.adam, hp, eval_pixels, eval_labels)
   _log_inputs_and_graph(training, train_writer)
 

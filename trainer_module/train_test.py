@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 
+from core import contract
 from tests import fixtures_data
 from tests import fixtures_model
 from trainer_module import hparams as hparams_lib
@@ -96,7 +97,7 @@ def test_quant_delay_switches_fake_quant_on_while_ranges_track_from_step_0(
       f"training: {examples}/{total}" for examples in done]
   assert all(re.search(r"examples/s, loss \d\.\d{4}, accuracy \d\.\d{4}, ETA", line)
              for line in lines)
-  events = _events(os.path.join(run.model_run_dir, train.TRAIN_LOG_SUBDIR))
+  events = _events(os.path.join(run.model_run_dir, contract.MODEL_RUN_TRAIN_DIR))
   active = _scalar_series(events, "fake_quant_active")
   assert [step for step, _ in active] == list(range(run.result.steps))
   assert [on for _, on in active] == [float(step >= 5) for step, _ in active]
@@ -105,7 +106,7 @@ def test_quant_delay_switches_fake_quant_on_while_ranges_track_from_step_0(
 
 
 def test_tensorboard_logs(trained_model):
-  train_events = _events(os.path.join(trained_model.model_run_dir, train.TRAIN_LOG_SUBDIR))
+  train_events = _events(os.path.join(trained_model.model_run_dir, contract.MODEL_RUN_TRAIN_DIR))
   scalars = _plugin_tags(train_events, "scalars")
   assert {"loss", "accuracy", "learning_rate", "examples_per_second"} <= scalars
   convs = [f"conv{i + 1}" for i in range(len(hparams_lib.HParams().conv_filters))]
@@ -151,7 +152,7 @@ def test_tensorboard_logs(trained_model):
   assert learning_rates[peak:] == sorted(learning_rates[peak:], reverse=True)
   assert len(learning_rates) > 2 and learning_rates[-1] < learning_rates[peak]
 
-  eval_events = _events(os.path.join(trained_model.model_run_dir, train.EVAL_LOG_SUBDIR))
+  eval_events = _events(os.path.join(trained_model.model_run_dir, contract.MODEL_RUN_EVAL_DIR))
   accuracy = _scalar_series(eval_events, "accuracy")
   assert len(accuracy) == fixtures_model.SLICE_HPARAMS["epochs"]
   assert accuracy[-1][1] == pytest.approx(trained_model.result.eval_accuracy)
