@@ -35,3 +35,12 @@ SINGLE_IMAGE_SIGNATURE = "predict_single_image"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
 PROBABILITIES_OUTPUT = "probabilities"
+
+# The int8 TFLite model's input and output tensor type (`--io-dtype`); the layers inside are int8
+# either way. uint8: input scale 1/255, zero point 0 (a raw pixel byte is the quantized value, as
+# in Coral's own models and what pycoral's `common.set_input` copies) and uint8 output; int8: input
+# scale 1/255, zero point -128 (pixel - 128) and int8 output.
+UINT8_IO = "uint8"
+INT8_IO = "int8"
+IO_DTYPES: Tuple[str, ...] = (UINT8_IO, INT8_IO)
+DEFAULT_IO_DTYPE = UINT8_IO
