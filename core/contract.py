@@ -44,3 +44,14 @@ UINT8_IO = "uint8"
 INT8_IO = "int8"
 IO_DTYPES: Tuple[str, ...] = (UINT8_IO, INT8_IO)
 DEFAULT_IO_DTYPE = UINT8_IO
+
+
+def check_io_dtype(io_dtype: str) -> str:
+  """Returns `io_dtype` if it is one of IO_DTYPES.
+
+  Raises:
+    ValueError: naming the value and the choices.
+  """
+  if io_dtype not in IO_DTYPES:
+    raise ValueError(f"io_dtype must be one of {list(IO_DTYPES)}, got {io_dtype!r}")
+  return io_dtype

@@ -57,8 +57,7 @@ def convert_to_int8_tflite(saved_model_dir: str,
     Int8ConversionError: naming the model, whatever the converter raised.
     ValueError: an `io_dtype` that is not one of contract.IO_DTYPES.
   """
-  if io_dtype not in _IO_TYPES:
-    raise ValueError(f"io_dtype must be one of {list(contract.IO_DTYPES)}, got {io_dtype!r}")
+  contract.check_io_dtype(io_dtype)
   try:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
                                                          signature_keys=[signature_key])
