@@ -19,7 +19,6 @@ import numpy as np
 
 from core import contract
 
-
 # The 8-bit tensor types a fully integer-quantized model can take and give (numpy dtypes).
 IO_TYPES = (np.uint8, np.int8)
 
