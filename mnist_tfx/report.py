@@ -103,8 +103,9 @@ def _compilation(manifest: push_manifest.PushManifest) -> Optional[Dict[str, Any
   return {
       "compiler": f"{report.compiler_version} ({report.compiler_path})",
       "runtime": ("unknown" if report.required_runtime_version is None else
-                  f"{report.required_runtime_version} or later"),
-      "requested_runtime": report.requested_min_runtime_version,
+                  f"{report.required_runtime_version} or later") + (
+                      "" if report.requested_min_runtime_version is None else
+                      f" (compiled with -m {report.requested_min_runtime_version})"),
       "on_chip": f"{size(report.on_chip_memory_used_bytes)} used, "
                  f"{size(report.on_chip_memory_remaining_bytes)} remaining",
       "off_chip": size(report.off_chip_memory_used_bytes),
