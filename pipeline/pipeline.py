@@ -166,15 +166,11 @@ def create_pipeline(
       io_dtype=io_dtype,
       min_runtime_version=min_runtime_version,
   )
-
-  components: List[Any] = [
-      example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
-      trainer_component, latest_blessed_model, evaluator, pusher
-  ]
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
-      components=components,
+      components=[example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
+                  trainer_component, latest_blessed_model, evaluator, pusher],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args or [],
