@@ -63,6 +63,18 @@ def test_newest_good_version_serves_and_bad_ones_are_skipped(pushed_version, tmp
   assert model_store.ModelStore(destination, pinned_version=3).refresh() is None
 
 
+def test_a_labels_file_that_is_not_the_pushed_one_is_refused(pushed_version, tmp_path):
+  """labels.txt (Coral's label file) is listed in model.json and verified like the model."""
+  assert push_manifest.LABELS_FILE in pushed_version.manifest["files"]
+  destination = fixtures_serving.copy_destination(pushed_version, str(tmp_path / "dest"))
+  with open(os.path.join(destination, "1", push_manifest.LABELS_FILE), "ab") as f:
+    f.write(b"10\n")  # An eleventh label.
+  store = model_store.ModelStore(destination)
+  assert store.refresh() is None
+  assert "labels.txt has sha256" in store.failures[1]
+  assert "refusing a file that is not the pushed one" in store.failures[1]
+
+
 # LiteRT's Delegate.__del__ fails on a delegate whose library did not load (ai-edge-litert 2.3).
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_edgetpu_model_without_delegate_library_serves_the_cpu_model_and_says_why(
