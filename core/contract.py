@@ -21,21 +21,6 @@ NUM_CLASSES = 10
 # The class names, index = the model's output position.
 LABELS: Tuple[str, ...] = tuple(str(digit) for digit in range(NUM_CLASSES))
 
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
-
-# Signatures of the exported SavedModel.
-# serving_default: serialized tf.Example strings [N] -> {"probabilities": float32 [N, 10]}.
-SERVING_SIGNATURE = "serving_default"
-# predict_images: float32 images [N, 28, 28, 1] scaled to [0, 1] -> {"probabilities": [N, 10]}.
-PREDICT_IMAGES_SIGNATURE = "predict_images"
-# predict_single_image: the same with a static batch of 1; the Edge TPU rejects a dynamic batch,
-# so this is the signature converted to the int8 TFLite model that ships.
-SINGLE_IMAGE_SIGNATURE = "predict_single_image"
-EXAMPLES_INPUT = "examples"
-IMAGES_INPUT = "images"
-PROBABILITIES_OUTPUT = "probabilities"
-
 # The int8 TFLite model's input and output tensor type (`--io-dtype`); the layers inside are int8
 # either way. uint8: input scale 1/255, zero point 0 (a raw pixel byte is the quantized value, as
 # in Coral's own models and what pycoral's `common.set_input` copies) and uint8 output; int8: input
@@ -55,3 +40,19 @@ def check_io_dtype(io_dtype: str) -> str:
   if io_dtype not in IO_DTYPES:
     raise ValueError(f"io_dtype must be one of {list(IO_DTYPES)}, got {io_dtype!r}")
   return io_dtype
+
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+
+# Signatures of the exported SavedModel.
+# serving_default: serialized tf.Example strings [N] -> {"probabilities": float32 [N, 10]}.
+SERVING_SIGNATURE = "serving_default"
+# predict_images: float32 images [N, 28, 28, 1] scaled to [0, 1] -> {"probabilities": [N, 10]}.
+PREDICT_IMAGES_SIGNATURE = "predict_images"
+# predict_single_image: the same with a static batch of 1; the Edge TPU rejects a dynamic batch,
+# so this is the signature converted to the int8 TFLite model that ships.
+SINGLE_IMAGE_SIGNATURE = "predict_single_image"
+EXAMPLES_INPUT = "examples"
+IMAGES_INPUT = "images"
+PROBABILITIES_OUTPUT = "probabilities"
