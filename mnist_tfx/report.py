@@ -98,6 +98,7 @@ def _compilation(manifest: push_manifest.PushManifest) -> Optional[Dict[str, Any
   report = manifest.edgetpu.compiler
   if report is None:
     return None
+
   def size(num_bytes: Optional[int]) -> str:
     return "unknown" if num_bytes is None else edgetpu_compiler.format_bytes(num_bytes)
   return {
