@@ -10,7 +10,11 @@ version (M)"). The compiler sets the version from its `-m` / `--min_runtime_vers
 own default (14 for edgetpu_compiler 16, https://coral.ai/docs/edgetpu/compiler/); its console log
 does not print it, so the pushed model is read here instead.
 
-No TensorFlow: the flatbuffer is read with the `tflite` schema package and `flatbuffers`.
+The reader was checked on Coral's own compiled models (google-coral/test_data at 104342d, not kept
+here): keras_lstm_mnist_ptq_edgetpu.tflite and mobilenet_v1_0.25_128_quant_edgetpu.tflite need
+runtime 12, tools/split_concat_edgetpu.tflite 13; their custom options have exactly the keys above,
+"4" a FlexBuffer string. No TensorFlow: the flatbuffer is read with the `tflite` schema package and
+`flatbuffers`.
 """
 
 from typing import List, Optional
