@@ -3,9 +3,9 @@
 Gets a model (trains the QAT CNN 1 epoch on a 2,000-image slice through MnistExampleGen's executor
 and the trainer's API, or takes --model_dir), then times: the shared int8 conversion, the Edge TPU
 compatibility check, the versioned atomic publish alone, and whole EdgeTpuPusher executor runs
-without a compiler (CPU int8 push) and with the test stand-in `edgetpu_compiler` (which copies the
-model: it measures the subprocess and log handling, not a real compilation). Prints a Markdown
-section for BENCHMARKS.md.
+without a compiler (CPU int8 push) and with the test stand-in `edgetpu_compiler` (which rewrites the
+model into the compiled layout with no Edge TPU code: it measures the subprocess, log and package
+handling, not a real compilation). Prints a Markdown section for BENCHMARKS.md.
 
   .venv/bin/python benchmarks/bench_pusher.py [--pushes 5] [--model_dir SAVED_MODEL] [--work_dir D]
 """
@@ -136,7 +136,7 @@ jobs; 1-min load average {load_before:.1f} before the run), Python {platform.pyt
 | Edge TPU compatibility check (flatbuffer, {CHECK_REPEATS} runs) | {1000 * check_seconds:.2f} ms |
 | versioned atomic publish alone (write, read back, rename) | {1000 * publish_seconds:.1f} ms |
 | EdgeTpuPusher executor, no compiler (CPU int8 push) | {cpu_seconds:.2f} s |
-| EdgeTpuPusher executor, test stand-in compiler (copies the model; not a real compilation) | {standin_seconds:.2f} s |
+| EdgeTpuPusher executor, test stand-in compiler (no Edge TPU code; not a real compilation) | {standin_seconds:.2f} s |
 
 Compatibility: {report.summary()}. The conversion dominates a push; a real `edgetpu_compiler` run
 was not measured (it cannot be installed on this machine).

@@ -21,6 +21,27 @@ NUM_CLASSES = 10
 # The class names, index = the model's output position.
 LABELS: Tuple[str, ...] = tuple(str(digit) for digit in range(NUM_CLASSES))
 
+# The int8 TFLite model's input and output tensor type (`--io-dtype`); the layers inside are int8
+# either way. uint8: input scale 1/255, zero point 0 (a raw pixel byte is the quantized value, as
+# in Coral's own models and what pycoral's `common.set_input` copies) and uint8 output; int8: input
+# scale 1/255, zero point -128 (pixel - 128) and int8 output.
+UINT8_IO = "uint8"
+INT8_IO = "int8"
+IO_DTYPES: Tuple[str, ...] = (UINT8_IO, INT8_IO)
+DEFAULT_IO_DTYPE = UINT8_IO
+
+
+def check_io_dtype(io_dtype: str) -> str:
+  """Returns `io_dtype` if it is one of IO_DTYPES.
+
+  Raises:
+    ValueError: naming the value and the choices.
+  """
+  if io_dtype not in IO_DTYPES:
+    raise ValueError(f"io_dtype must be one of {list(IO_DTYPES)}, got {io_dtype!r}")
+  return io_dtype
+
+
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 

@@ -1,9 +1,10 @@
 """The project's single full-int8 TFLite conversion, shared by the evaluator and the pusher.
 
 The evaluator blesses the sha256 of these bytes (`model_sha256`) and the pusher refuses to ship
-different bytes, so both must call these functions (conversion is deterministic for one SavedModel).
+different bytes, so both must call these functions with the same `io_dtype` (conversion is
+deterministic for one SavedModel and I/O type).
 
-Two modes, one converter setup and the same int8 input and output:
+Two modes, one converter setup, int8 layers inside and the I/O type of `io_dtype` at the edges:
   * quantization-aware (the pipeline's): the ranges come from the model's FakeQuant ops;
   * post-training full-integer quantization (`representative_images` given): a float model's
     ranges are calibrated on those images, TensorFlow's "full integer quantization" recipe
@@ -24,9 +25,13 @@ class Int8ConversionError(errors.PipelineInputError):
   """The SavedModel cannot be converted to a full-int8 TFLite model."""
 
 
+_IO_TYPES = {contract.UINT8_IO: tf.uint8, contract.INT8_IO: tf.int8}
+
+
 def convert_to_int8_tflite(saved_model_dir: str,
                            signature_key: str = contract.SINGLE_IMAGE_SIGNATURE,
-                           representative_images: Optional[np.ndarray] = None) -> bytes:
+                           representative_images: Optional[np.ndarray] = None,
+                           io_dtype: str = contract.DEFAULT_IO_DTYPE) -> bytes:
   """Converts the SavedModel's batch-1 signature to full-int8 TFLite bytes.
 
   Without `representative_images` (the pipeline's mode) the model must be quantization-aware: the
@@ -36,19 +41,29 @@ def convert_to_int8_tflite(saved_model_dir: str,
   training images are TensorFlow's suggestion), and only int8 builtin operators are allowed, so an
   operator without an int8 kernel fails the conversion instead of staying float.
 
-  Either way input and output are int8 (the Edge TPU runs integer tensors only): input
-  [1, 28, 28, 1] int8 (scale 1/255, zero point -128 for this project's QAT models; calibrated for
-  post-training quantization), output [1, 10] int8 probabilities.
+  Either way every layer is int8 (the Edge TPU runs integer tensors only), and input and output
+  have the type `io_dtype` (contract.IO_DTYPES): input [1, 28, 28, 1], output [1, 10]
+  probabilities.
+    * "int8": input scale 1/255, zero point -128 for this project's QAT models (int8 = pixel - 128;
+      calibrated for post-training quantization); int8 output.
+    * "uint8": the converter's `inference_input_type = tf.uint8`, as in Coral's retraining
+      tutorials: input scale 1/255, zero point 0 (the raw pixel byte is the quantized value), then
+      a QUANTIZE operator to int8 with the same scale (q - 128, exact); uint8 output behind a
+      QUANTIZE from the int8 softmax (zero point + 128, exact), as Coral's own models have. The
+      int8 layers between (operators, weights, scales) are the int8 model's, so both kinds give
+      the same answers.
 
   Raises:
     Int8ConversionError: naming the model, whatever the converter raised.
+    ValueError: an `io_dtype` that is not one of contract.IO_DTYPES.
   """
+  contract.check_io_dtype(io_dtype)
   try:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
                                                          signature_keys=[signature_key])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    converter.inference_input_type = _IO_TYPES[io_dtype]
+    converter.inference_output_type = _IO_TYPES[io_dtype]
     if representative_images is not None:
       converter.representative_dataset = _calibration_steps(representative_images)
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -56,7 +71,7 @@ def convert_to_int8_tflite(saved_model_dir: str,
   except Exception as e:  # The converter raises many unrelated types; name the model either way.
     raise Int8ConversionError(
         f"SavedModel at {saved_model_dir} (signature {signature_key!r}) does not convert to "
-        f"full-int8 TFLite: {e}") from e
+        f"full-int8 TFLite with {io_dtype} input and output: {e}") from e
 
 
 def _calibration_steps(images: np.ndarray):

@@ -47,9 +47,11 @@ def _images(split: str) -> np.ndarray:
 def test_post_training_quantization_gives_a_full_int8_model_that_agrees(float_model_dir):
   model_content = int8_tflite.convert_to_int8_tflite(
       float_model_dir, representative_images=_images(contract.TRAIN_SPLIT))
-  classifier = int8_runtime.Int8Classifier(model_content)  # Raises unless input and output int8.
+  classifier = int8_runtime.Int8Classifier(model_content)  # Raises unless integer I/O.
   scale, zero_point = classifier.input_quantization
-  assert scale == pytest.approx(1 / 255, rel=0.01) and zero_point == -128  # Calibrated on [0, 1].
+  # Calibrated on [0, 1], with the default uint8 input: the pixel byte is the quantized value.
+  assert classifier.input_dtype == contract.DEFAULT_IO_DTYPE == "uint8"
+  assert scale == pytest.approx(1 / 255, rel=0.01) and zero_point == 0
   test_images = _images(contract.EVAL_SPLIT)
   expected = tf.saved_model.load(float_model_dir).signatures[contract.SINGLE_IMAGE_SIGNATURE]
   float_classes = [int(np.argmax(expected(images=image[np.newaxis])[

@@ -4,13 +4,15 @@ EdgeTpuPusher writes a version (components/pusher/versioned_push.py publishes it
 serving, `mnist-tfx predict`, the run summary and the run report read it. The manifest lists every
 other file with its SHA-256 and size (a reader serves a version only when each file matches), the
 int8 model's input and output tensors with their quantization (real = scale * (q - zero_point)),
-the labels by output index, the evaluation that blessed it (metrics.json as written), the Edge TPU
-compatibility predicted from the flatbuffer and what edgetpu_compiler did. pydantic checks every
-field. No TensorFlow import: serving's image reads it.
+the labels by output index (also in LABELS_FILE, for Coral's tools), the evaluation that blessed it
+(metrics.json as written), the Edge TPU compatibility predicted from the flatbuffer and what
+edgetpu_compiler did, with the Edge TPU runtime version the compiled model needs. pydantic checks
+every field. No TensorFlow import: serving's image reads it.
 """
 
 import datetime
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Sequence
 
 import pydantic
 
@@ -19,7 +21,27 @@ from core import evaluation_metrics
 MODEL_FILE = "model.tflite"  # The full-int8 model: runs on a CPU, the compiler's input.
 EDGETPU_MODEL_FILE = "model_edgetpu.tflite"  # edgetpu_compiler's output, when it ran.
 COMPILER_LOG_FILE = "edgetpu_compiler.log"  # Its console output and operation table.
+# The labels as Coral ships them beside a model: one per line, line i naming output i, read by
+# pycoral.utils.dataset.read_label_file and libcoral's ReadLabelFile (labels_file_content).
+LABELS_FILE = "labels.txt"
 FILE_NAME = "model.json"  # This manifest.
+# What those readers would split into "ID LABEL" (whitespace or ':') or drop.
+_UNSAFE_LABEL = re.compile(r"[\s:]|^$")
+
+
+def labels_file_content(labels: Sequence[str]) -> bytes:
+  """LABELS_FILE's bytes: UTF-8, one label per line in output order, each line ending in '\n'.
+
+  Raises:
+    ValueError: a label that Coral's readers would not read back as itself (empty, or holding
+      whitespace or ':', which they take for an "ID LABEL" separator).
+  """
+  for label in labels:
+    if _UNSAFE_LABEL.search(label):
+      raise ValueError(f"label {label!r} cannot be written to {LABELS_FILE}: pycoral's "
+                       "read_label_file would not read it back (no whitespace, ':' or empty "
+                       "labels)")
+  return "".join(f"{label}\n" for label in labels).encode("utf-8")
 
 
 class _Schema(pydantic.BaseModel):
@@ -83,6 +105,10 @@ class CompilerReport(_Schema):
   off_chip_memory_used_bytes: Optional[int]
   operators: List[CompilerOperator]
   seconds: pydantic.NonNegativeFloat
+  # The -m passed to the compiler (None: its default), and the Edge TPU runtime version the compiled
+  # model needs, read from its edgetpu-custom-op packages (None: nothing was compiled for the TPU).
+  requested_min_runtime_version: Optional[int] = None
+  required_runtime_version: Optional[int] = None
 
 
 class EdgeTpuStatus(_Schema):

@@ -360,9 +360,10 @@ def evaluate_route(route: Route, route_dir: str, train_files: Sequence[str],
   training = _train(route, train_files, eval_files, serving_model_dir,
                     os.path.join(route_dir, "model_run"))
   float_accuracy = _float_accuracy(serving_model_dir, eval_pixels, eval_labels)
+  # int8 I/O for every route, as measured in BENCHMARKS.md (the layers are the same for uint8 I/O).
   model_content = int8_tflite.convert_to_int8_tflite(
       serving_model_dir, representative_images=calibration_images if route.quantization == PTQ
-      else None)
+      else None, io_dtype=contract.INT8_IO)
   tflite_path = os.path.join(route_dir, TFLITE_FILE)
   with open(tflite_path, "wb") as f:
     f.write(model_content)

@@ -27,6 +27,7 @@ from components.evaluator import tensorboard_summary
 from components.example_validator import anomalies as anomalies_lib
 from components.pusher import constants as pusher_constants
 from components.pusher import edgetpu_compatibility
+from components.pusher import edgetpu_compiler
 from components.statistics_gen import constants as statistics_gen_constants
 from core import contract
 from core import evaluation_metrics
@@ -89,6 +90,31 @@ def _read_manifest(pushed: types.Artifact) -> Optional[push_manifest.PushManifes
     return None
   with fileio.open(path, "rb") as f:
     return push_manifest.from_json(f.read(), path)
+
+
+def _compilation(manifest: push_manifest.PushManifest) -> Optional[Dict[str, Any]]:
+  """What edgetpu_compiler reported, for people: runtime needed, memory, subgraphs (None if it did
+  not run)."""
+  report = manifest.edgetpu.compiler
+  if report is None:
+    return None
+
+  def size(num_bytes: Optional[int]) -> str:
+    return "unknown" if num_bytes is None else edgetpu_compiler.format_bytes(num_bytes)
+  return {
+      "compiler": f"{report.compiler_version} ({report.compiler_path})",
+      "runtime": ("unknown" if report.required_runtime_version is None else
+                  f"{report.required_runtime_version} or later") + (
+                      "" if report.requested_min_runtime_version is None else
+                      f" (compiled with -m {report.requested_min_runtime_version})"),
+      "on_chip": f"{size(report.on_chip_memory_used_bytes)} used, "
+                 f"{size(report.on_chip_memory_remaining_bytes)} remaining",
+      "off_chip": size(report.off_chip_memory_used_bytes),
+      "off_chip_ok": not report.off_chip_memory_used_bytes,
+      "subgraphs": report.edgetpu_subgraphs,
+      "subgraphs_ok": report.edgetpu_subgraphs in (None, 1),
+      "operations": f"{report.operations_on_edgetpu} of {report.operations_total}",
+  }
 
 
 def _evaluation_section(metrics: evaluation_metrics.EvaluationMetrics) -> Dict[str, Any]:
@@ -195,6 +221,7 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
         "destination": pushed.get_string_custom_property(
             pusher_constants.PUSHED_DESTINATION_KEY),
         "manifest": pushed_manifest.to_dict() if pushed_manifest else None,
+        "compilation": _compilation(pushed_manifest) if pushed_manifest else None,
     }
   page["edgetpu"] = _compatibility(pushed_manifest, evaluation.uri if evaluation else None)
   page["verdict"] = _verdict(artifacts, anomalies, metrics)

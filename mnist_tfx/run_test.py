@@ -25,6 +25,7 @@ from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import idx
 from components.pusher import constants as pusher_constants
 from components.pusher import versioned_push
+from components.pusher.testdata import standins
 from core import contract
 from core import errors
 from core import evaluation_metrics
@@ -144,6 +145,43 @@ def test_run_evaluates_the_int8_model_and_pushes_a_verified_version(slice_run):
   if shutil.which("edgetpu_compiler") is None:
     assert not manifest["edgetpu"]["compiled"]
     assert "edgetpu_compiler not installed" in printed
+
+
+def test_int8_io_run_with_the_standin_compiler_reports_runtime_memory_and_subgraphs(
+    mnist_slice_dir, tmp_path):
+  """--io-dtype and --min-runtime-version reach the evaluator, the pusher and the compiler (a test
+  stand-in, not a real compilation); the console, model.json and the report show what it did."""
+  compiler = standins.write_standin(str(tmp_path / "bin"), "success")
+  pipeline_root = str(tmp_path / "pipeline")
+  run = cli_runs.run_cli(pipeline_root, mnist_slice_dir, "--io-dtype", "int8",
+                         "--min-runtime-version", "12", "--edgetpu-compiler", compiler)
+  assert run.returncode == 0, run.stderr
+  artifacts = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
+                                              configs.PIPELINE_NAME)
+  version_dir = artifacts["PushedModel"].get_string_custom_property(
+      pusher_constants.PUSHED_DESTINATION_KEY)
+  assert sorted(os.listdir(version_dir)) == sorted([
+      push_manifest.MODEL_FILE, push_manifest.LABELS_FILE, push_manifest.FILE_NAME,
+      push_manifest.EDGETPU_MODEL_FILE, push_manifest.COMPILER_LOG_FILE])
+  with open(os.path.join(version_dir, push_manifest.FILE_NAME), "rb") as f:
+    manifest = push_manifest.from_json(f.read())
+  assert manifest.input.dtype == manifest.output.dtype == "int8"
+  assert manifest.input.zero_point == -128
+  report = manifest.edgetpu.compiler
+  assert report.command[report.command.index("-m") + 1] == "12"
+  assert report.requested_min_runtime_version == report.required_runtime_version == 12
+  assert (report.off_chip_memory_used_bytes, report.edgetpu_subgraphs) == (0, 1)
+  # The console's pusher line says it all on one line.
+  [pusher_line] = [line for line in run.lines if "EdgeTpuPusher done in" in line]
+  assert ", int8 I/O, Edge TPU: compiled: " in pusher_line
+  assert "needs Edge TPU runtime 12 or later" in pusher_line
+  assert "KiB on-chip, 0 B off-chip parameters, 1 Edge TPU subgraph" in pusher_line
+  assert "test stand-in" in pusher_line
+  with open(os.path.join(pipeline_root, "report.html")) as f:
+    page = f.read()
+  for text in ("Edge TPU compilation", "12 or later (compiled with -m 12)",
+               "Off-chip parameter memory", "Model input and output"):
+    assert text in page, text
 
 
 def test_skewed_eval_split_stops_the_run_before_training(tmp_path):

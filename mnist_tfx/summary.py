@@ -57,13 +57,21 @@ def published_a_new_version(pushed: types.Artifact) -> bool:
           bool(pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY)))
 
 
+def pushed_io(pushed: types.Artifact) -> str:
+  """'uint8 I/O' or 'int8 I/O': the pushed model's input and output type ('' if not recorded)."""
+  io_dtype = pushed.get_string_custom_property(pusher_constants.IO_DTYPE_KEY)
+  return f"{io_dtype} I/O" if io_dtype else ""
+
+
 def push_outcome(pushed: types.Artifact) -> str:
-  """Where the model went and its Edge TPU status, or why nothing (new) was pushed."""
+  """Where the model went, its I/O type and Edge TPU status (compiled: mapping, runtime needed,
+  on-chip/off-chip parameter memory, subgraphs), or why nothing (new) was pushed."""
   if pushed.get_int_custom_property(pusher_constants.PUSHED_KEY):
     version = (f"version {pushed.get_string_custom_property(pusher_constants.PUSHED_VERSION_KEY)}"
                if published_a_new_version(pushed) else
                pushed.get_string_custom_property(pusher_constants.REASON_KEY))
-    return (f"{version}, Edge TPU: "
+    io = pushed_io(pushed)
+    return (f"{version}{', ' + io if io else ''}, Edge TPU: "
             f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
   return f"nothing pushed ({pushed.get_string_custom_property(pusher_constants.REASON_KEY)})"
 
@@ -137,7 +145,8 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
       if not published_a_new_version(pushed):
         destination = (f"{pushed.get_string_custom_property(pusher_constants.REASON_KEY)} "
                        f"({destination})")
-      lines.append(f"Pushed:              {destination}")
+      io = pushed_io(pushed)
+      lines.append(f"Pushed:              {destination}{f' ({io})' if io else ''}")
       lines.append("  Edge TPU: "
                    f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
     else:

@@ -15,6 +15,7 @@ from typing import Any, Dict, Tuple
 
 from components.evaluator import blessing as blessing_lib
 from components.pusher import constants as pusher_constants
+from core import contract
 from core import paths
 from pipeline import configs
 from trainer_module import hparams as hparams_lib
@@ -95,6 +96,14 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
       "--train-config model=mlp --train-config learning_rate=0.001. Unknown keys are rejected. "
       f"The hand-built trainer's keys and defaults: {_hparams_help()}.")
 
+  parser.add_argument(
+      "--io-dtype", default=contract.DEFAULT_IO_DTYPE, choices=contract.IO_DTYPES,
+      help="The int8 TFLite model's input and output type, judged by the evaluator and shipped by "
+      "the pusher. uint8: raw pixel bytes in (scale 1/255, zero point 0) and uint8 "
+      "probabilities out, as Coral's own models and the input pycoral's and libcoral's "
+      "classification examples require; int8: pixel - 128 in, int8 out (needs Edge TPU runtime "
+      "12 or later). The layers are int8 either way and give the same answers "
+      "(default: %(default)s).")
   evaluation = parser.add_argument_group("evaluation (the int8 TFLite model is what is judged)")
   evaluation.add_argument(
       "--min-int8-accuracy", type=float, default=blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
@@ -118,7 +127,15 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
   push.add_argument("--compiler-flag", action="append", dest="compiler_flags",
                     default=list(pusher_constants.DEFAULT_COMPILER_FLAGS), metavar="FLAG",
                     help="An extra edgetpu_compiler flag, repeatable; write flags that start "
-                    "with a dash with '=', e.g. --compiler-flag=-m --compiler-flag=13.")
+                    "with a dash with '=', e.g. --compiler-flag=-a (not -m: see "
+                    "--min-runtime-version).")
+  push.add_argument("--min-runtime-version", type=int, metavar="VERSION",
+                    default=pusher_constants.DEFAULT_MIN_RUNTIME_VERSION,
+                    help="The oldest Edge TPU runtime (libedgetpu) the compiled model must run on, "
+                    "passed to edgetpu_compiler as -m: edgetpu_compiler 16 would otherwise target "
+                    "runtime 14, which devices with runtime 13 refuse (\"Package requires "
+                    "runtime version (14)\"). At least 10; 12 for --io-dtype int8 "
+                    "(default: %(default)s).")
   push.add_argument("--compiler-timeout", type=int, dest="compiler_timeout_seconds",
                     default=pusher_constants.DEFAULT_COMPILER_TIMEOUT_SECONDS, metavar="SECONDS",
                     help="Kill edgetpu_compiler and fail the push after this many seconds "
@@ -131,6 +148,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                     default=pusher_constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING,
                     help="Fail the push when some operations would run on the CPU instead of the "
                     "Edge TPU.")
+  push.add_argument("--require-edgetpu-on-chip", action=argparse.BooleanOptionalAction,
+                    default=pusher_constants.DEFAULT_REQUIRE_EDGETPU_ON_CHIP,
+                    help="Fail the push when edgetpu_compiler reports model parameters streamed "
+                    "from off-chip memory or more than one Edge TPU subgraph (both make Edge TPU "
+                    "inference slow).")
 
 
 def pipeline_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -142,6 +164,7 @@ def pipeline_options(args: argparse.Namespace) -> Dict[str, Any]:
       "allow_anomalies": args.allow_anomalies,
       "trainer": args.trainer,
       "train_config": train_config,
+      "io_dtype": args.io_dtype,
       "min_int8_accuracy": args.min_int8_accuracy,
       "max_quantization_drop": args.max_quantization_drop,
       "baseline_tolerance": args.baseline_tolerance,
@@ -151,6 +174,8 @@ def pipeline_options(args: argparse.Namespace) -> Dict[str, Any]:
       "compiler_timeout_seconds": args.compiler_timeout_seconds,
       "require_edgetpu": args.require_edgetpu,
       "require_full_edgetpu_mapping": args.require_full_edgetpu_mapping,
+      "require_edgetpu_on_chip": args.require_edgetpu_on_chip,
+      "min_runtime_version": args.min_runtime_version,
   }
 
 

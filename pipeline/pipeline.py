@@ -80,6 +80,7 @@ def create_pipeline(
     schema_file: str = SCHEMA_FILE,
     trainer: str = configs.DEFAULT_TRAINER,
     train_config: Optional[Dict[str, Any]] = None,
+    io_dtype: str = contract.DEFAULT_IO_DTYPE,
     push_destination: Optional[str] = None,
     min_int8_accuracy: float = blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
     max_quantization_drop: float = blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
@@ -89,6 +90,8 @@ def create_pipeline(
     compiler_timeout_seconds: int = pusher_constants.DEFAULT_COMPILER_TIMEOUT_SECONDS,
     require_edgetpu: bool = pusher_constants.DEFAULT_REQUIRE_EDGETPU,
     require_full_edgetpu_mapping: bool = pusher_constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING,
+    require_edgetpu_on_chip: bool = pusher_constants.DEFAULT_REQUIRE_EDGETPU_ON_CHIP,
+    min_runtime_version: int = pusher_constants.DEFAULT_MIN_RUNTIME_VERSION,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline.
 
@@ -104,6 +107,8 @@ def create_pipeline(
     schema_file: the curated schema imported by ImportSchemaGen.
     trainer: a key of configs.TRAINER_RUN_FNS.
     train_config: the trainer's hyperparameters (its custom_config), e.g. {"epochs": 3}.
+    io_dtype: the int8 model's input and output type (contract.IO_DTYPES), the same for the
+      evaluator, which judges those bytes, and the pusher, which ships them.
     push_destination: where versions of the Edge TPU model are pushed (default:
       PIPELINE_ROOT/pushed_models).
     min_int8_accuracy, max_quantization_drop, baseline_tolerance: the evaluator's blessing rules
@@ -113,6 +118,9 @@ def create_pipeline(
     compiler_timeout_seconds: kill the compiler and fail the push after this many seconds.
     require_edgetpu: fail the push when no Edge TPU binary can be produced.
     require_full_edgetpu_mapping: fail the push when not every operation maps to the Edge TPU.
+    require_edgetpu_on_chip: fail the push when the compiler reports off-chip parameters or more
+      than one Edge TPU subgraph.
+    min_runtime_version: the oldest Edge TPU runtime the compiled model must run on (-m).
   """
   configs.check_pipeline_name(pipeline_name)
   custom_config = _trainer_config(trainer, train_config, pipeline_root)
@@ -142,6 +150,7 @@ def create_pipeline(
       min_int8_accuracy=min_int8_accuracy,
       max_quantization_drop=max_quantization_drop,
       baseline_tolerance=baseline_tolerance,
+      io_dtype=io_dtype,
   )
   pusher = EdgeTpuPusher(
       model=trainer_component.outputs["model"],
@@ -153,16 +162,15 @@ def create_pipeline(
       compiler_timeout_seconds=compiler_timeout_seconds,
       require_edgetpu=require_edgetpu,
       require_full_edgetpu_mapping=require_full_edgetpu_mapping,
+      require_edgetpu_on_chip=require_edgetpu_on_chip,
+      io_dtype=io_dtype,
+      min_runtime_version=min_runtime_version,
   )
-
-  components: List[Any] = [
-      example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
-      trainer_component, latest_blessed_model, evaluator, pusher
-  ]
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
-      components=components,
+      components=[example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
+                  trainer_component, latest_blessed_model, evaluator, pusher],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args or [],

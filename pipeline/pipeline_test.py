@@ -22,6 +22,18 @@ def test_wires_every_component_with_the_gate_before_training(tmp_path):
   pusher = components["EdgeTpuPusher"]
   assert pusher.exec_properties["push_destination"] == str(
       tmp_path / "root" / paths.PUSHED_MODELS_DIR)
+  # The evaluator judges and the pusher ships one I/O type; -m goes to the compiler.
+  assert (components["Int8Evaluator"].exec_properties["io_dtype"] ==
+          pusher.exec_properties["io_dtype"] == "uint8")
+  assert pusher.exec_properties["min_runtime_version"] == 13
+  assert pusher.exec_properties["require_edgetpu_on_chip"] is True
+
+
+def test_the_io_dtype_goes_to_the_evaluator_and_the_pusher(tmp_path):
+  components = {component.id: component
+                for component in _create(tmp_path, io_dtype="int8").components}
+  assert (components["Int8Evaluator"].exec_properties["io_dtype"] ==
+          components["EdgeTpuPusher"].exec_properties["io_dtype"] == "int8")
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -33,6 +45,12 @@ def test_wires_every_component_with_the_gate_before_training(tmp_path):
     ({"baseline_tolerance": 2}, r"baseline_tolerance is a fraction"),
     ({"compiler_timeout_seconds": 0}, r"compiler_timeout_seconds must be positive, got 0"),
     ({"compiler_flags": "-m 13"}, r"compiler_flags must be a sequence of strings"),
+    ({"compiler_flags": ["-m", "13"]}, r"compiler flag '-m' sets the minimum Edge TPU runtime "
+                                       r"version; use the min_runtime_version setting"),
+    ({"io_dtype": "float32"}, r"io_dtype must be one of \['uint8', 'int8'\], got 'float32'"),
+    ({"io_dtype": "int8", "min_runtime_version": 11},
+     r"min_runtime_version 11: int8 model inputs and outputs need Edge TPU runtime 12 or later"),
+    ({"min_runtime_version": 9}, r"Edge TPU runtime version 9 is below 10"),
     ({"train_config": {"foo": 1}}, r"Unknown trainer hyperparameter\(s\) \['foo'\]; known: "
                                    r"\[.*'preset'.*\]"),
     ({"train_config": {"learning_rate": "abc"}}, r"learning_rate='abc' is not a float"),

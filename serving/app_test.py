@@ -72,7 +72,7 @@ def test_status_metadata_health(client, pushed_version):
   classifier = int8_runtime.Int8Classifier(pushed_version.model_content)
   signature = metadata["metadata"]["signature_def"][contract.SERVING_SIGNATURE]
   images = signature["inputs"][contract.IMAGES_INPUT]
-  assert images["shape"] == [1, 28, 28, 1] and images["dtype"] == "int8"
+  assert images["shape"] == [1, 28, 28, 1] and images["dtype"] == "uint8"  # The default.
   scale, zero_point = classifier.input_quantization
   assert images["quantization"] == {"scale": pytest.approx(scale), "zero_point": zero_point}
   scale, zero_point = classifier.output_quantization

@@ -7,7 +7,6 @@ returns DEST/1. Tests that add versions copy it into a destination of their own
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -37,25 +36,9 @@ class PushedVersion:
 @pytest.fixture(scope="session")
 def pushed_version(trained_model_dir, tmp_path_factory) -> PushedVersion:
   """DEST/1 as the real EdgeTpuPusher publishes it for the slice-trained model."""
-  from tfx.utils import path_utils
-
-  from components.pusher import edgetpu_compiler
-  from core import int8_tflite
   from tests import pusher_runs
-  work = tmp_path_factory.mktemp("pushed")
-  model_uri = str(work / "model")
-  shutil.copytree(trained_model_dir, path_utils.serving_model_dir(model_uri))
-  int8_model = int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri))
-  blessing = pusher_runs.make_blessing(str(work / "blessing"), True,
-                                       hashlib.sha256(int8_model).hexdigest(),
-                                       "blessed for the serving tests")
-  destination = str(work / "pushed_models")
-  with pytest.MonkeyPatch.context() as patch:  # No compiler: the CPU model is pushed.
-    patch.setenv("PATH", os.pathsep.join(
-        d for d in os.environ["PATH"].split(os.pathsep)
-        if d and not os.path.exists(os.path.join(d, edgetpu_compiler.COMPILER_NAME))))
-    pusher_runs.run_pusher(work, model_uri, blessing, destination)
-  version_dir = os.path.join(destination, "1")
+  version_dir = pusher_runs.push_slice_model(tmp_path_factory.mktemp("pushed"), trained_model_dir)
+  destination = os.path.dirname(version_dir)
   with open(os.path.join(version_dir, push_manifest.MODEL_FILE), "rb") as f:
     model_content = f.read()
   with open(os.path.join(version_dir, push_manifest.FILE_NAME)) as f:

@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 
 from components.pusher import versioned_push
+from core import contract
 from core import hashing
 from core import push_manifest
 from serving import app as app_lib
 from serving import model_store
 from tests import fixtures_model
 from tests import fixtures_serving
+from tests import pusher_runs
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +63,34 @@ def test_newest_good_version_serves_and_bad_ones_are_skipped(pushed_version, tmp
   pinned = model_store.ModelStore(destination, pinned_version=1)
   assert pinned.refresh().version == 1 and pinned.failures == {}
   assert model_store.ModelStore(destination, pinned_version=3).refresh() is None
+
+
+def test_a_labels_file_that_is_not_the_pushed_one_is_refused(pushed_version, tmp_path):
+  """labels.txt (Coral's label file) is listed in model.json and verified like the model."""
+  assert push_manifest.LABELS_FILE in pushed_version.manifest["files"]
+  destination = fixtures_serving.copy_destination(pushed_version, str(tmp_path / "dest"))
+  with open(os.path.join(destination, "1", push_manifest.LABELS_FILE), "ab") as f:
+    f.write(b"10\n")  # An eleventh label.
+  store = model_store.ModelStore(destination)
+  assert store.refresh() is None
+  assert "labels.txt has sha256" in store.failures[1]
+  assert "refusing a file that is not the pushed one" in store.failures[1]
+
+
+def test_a_version_with_int8_io_serves_the_same_answers_as_the_uint8_default(
+    pushed_version, trained_model_dir, tmp_path):
+  """The loader and predict_pixels take either I/O type: pixels are quantized with the model's
+  own scale and zero point (core.int8_runtime)."""
+  int8_dir = pusher_runs.push_slice_model(tmp_path, trained_model_dir, contract.INT8_IO)
+  loaded = {io_dtype: model_store.load_version(os.path.dirname(version_dir), 1)
+            for io_dtype, version_dir in ((contract.UINT8_IO, pushed_version.version_dir),
+                                          (contract.INT8_IO, int8_dir))}
+  images, _ = fixtures_model.slice_eval_digits()
+  for io_dtype, version in loaded.items():
+    assert version.manifest.input.dtype == version.manifest.output.dtype == io_dtype
+    assert version.device == model_store.CPU
+  np.testing.assert_array_equal(loaded[contract.UINT8_IO].predict_pixels(images),
+                                loaded[contract.INT8_IO].predict_pixels(images))
 
 
 # LiteRT's Delegate.__del__ fails on a delegate whose library did not load (ai-edge-litert 2.3).

@@ -24,7 +24,8 @@ def slice_eval():
 
 @pytest.fixture(scope="module")
 def int8_model(trained_model_dir) -> bytes:
-  return int8_tflite.convert_to_int8_tflite(trained_model_dir)
+  """The export's int8 layers alone: int8 I/O, without the QUANTIZE edges of uint8 I/O."""
+  return int8_tflite.convert_to_int8_tflite(trained_model_dir, io_dtype=contract.INT8_IO)
 
 
 def _scaled(images: np.ndarray) -> np.ndarray:
@@ -121,7 +122,8 @@ def test_mlp_variant_converts_to_int8(examples_dir, tmp_path):
   mlp = fixtures_model.train_on_slice(examples_dir, str(tmp_path),
                                      {**fixtures_model.SLICE_HPARAMS, "model": "mlp"})
   assert mlp.result.eval_accuracy > 0.8
-  model_bytes = int8_tflite.convert_to_int8_tflite(mlp.serving_model_dir)
+  model_bytes = int8_tflite.convert_to_int8_tflite(mlp.serving_model_dir,
+                                                   io_dtype=contract.INT8_IO)
   assert set(_op_names(model_bytes)) == {"RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
   interpreter = Interpreter(model_content=model_bytes)
   assert interpreter.get_input_details()[0]["dtype"] == np.int8

@@ -35,7 +35,8 @@ def test_quantized_keras_baseline_in_the_tfx_trainer(examples_dir, tmp_path):
       [features.to_tf_example(image, label).SerializeToString()
        for image, label in zip(*fixtures_model.slice_eval_digits(), strict=True)]))["probabilities"]
   assert np.mean(np.argmax(probabilities, axis=1) == fixtures_model.slice_eval_digits()[1]) > 0.8
-  interpreter = Interpreter(model_content=int8_tflite.convert_to_int8_tflite(serving_dir))
+  interpreter = Interpreter(model_content=int8_tflite.convert_to_int8_tflite(
+      serving_dir, io_dtype=contract.INT8_IO))
   assert interpreter.get_input_details()[0]["dtype"] == np.int8
   assert interpreter.get_output_details()[0]["dtype"] == np.int8
 

@@ -27,6 +27,7 @@ class Int8EvaluatorSpec(types.ComponentSpec):
       constants.MAX_QUANTIZATION_DROP_KEY: component_spec.ExecutionParameter(type=float),
       constants.BASELINE_TOLERANCE_KEY: component_spec.ExecutionParameter(type=float),
       constants.EVAL_SPLIT_KEY: component_spec.ExecutionParameter(type=str),
+      constants.IO_DTYPE_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       standard_component_specs.EXAMPLES_KEY:
@@ -65,7 +66,8 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
                min_int8_accuracy: float = blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
                max_quantization_drop: float = blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
                baseline_tolerance: float = blessing_lib.DEFAULT_BASELINE_TOLERANCE,
-               eval_split: str = contract.EVAL_SPLIT):
+               eval_split: str = contract.EVAL_SPLIT,
+               io_dtype: str = contract.DEFAULT_IO_DTYPE):
     """Constructs the component.
 
     Args:
@@ -78,11 +80,15 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
       max_quantization_drop: maximum float accuracy minus int8 accuracy (fraction) to bless.
       baseline_tolerance: allowed int8 accuracy shortfall against the baseline (fraction).
       eval_split: name of the split to evaluate on.
+      io_dtype: the int8 model's input and output type, one of contract.IO_DTYPES; give the
+        EdgeTpuPusher the same (it ships only the bytes blessed here).
 
     Raises:
-      ValueError: a threshold outside [0, 1] (checked when the pipeline is built).
+      ValueError: a threshold outside [0, 1] or an unknown io_dtype (checked when the pipeline is
+        built).
     """
     blessing_lib.Thresholds(min_int8_accuracy, max_quantization_drop, baseline_tolerance)
+    contract.check_io_dtype(io_dtype)
     spec = Int8EvaluatorSpec(
         examples=examples,
         model=model,
@@ -91,6 +97,7 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
         max_quantization_drop=max_quantization_drop,
         baseline_tolerance=baseline_tolerance,
         eval_split=eval_split,
+        io_dtype=io_dtype,
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing))
     super().__init__(spec=spec)

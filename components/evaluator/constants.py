@@ -9,6 +9,9 @@ MIN_INT8_ACCURACY_KEY = "min_int8_accuracy"
 MAX_QUANTIZATION_DROP_KEY = "max_quantization_drop"
 BASELINE_TOLERANCE_KEY = "baseline_tolerance"
 EVAL_SPLIT_KEY = "eval_split"
+# The int8 model's input and output type, one of core.contract.IO_DTYPES (default
+# contract.DEFAULT_IO_DTYPE); EdgeTpuPusher takes the same so that it ships the bytes judged here.
+IO_DTYPE_KEY = "io_dtype"
 
 # Files inside the evaluation artifact's uri (and metrics.json, core/evaluation_metrics.py).
 TENSORBOARD_DIR = "tensorboard"

@@ -194,26 +194,28 @@ class _Judged:
         batched_mismatches=stats["batched_mismatches"])
 
 
-def _judged(model: types.Artifact, role: str, tflite_file: str) -> _Judged:
+def _judged(model: types.Artifact, role: str, tflite_file: str, io_dtype: str) -> _Judged:
   path = _checked_saved_model_path(model, role)
-  logging.info("Converting the %s model %s to full-int8 TFLite.", role, path)
-  return _Judged(model, path, int8_tflite.convert_to_int8_tflite(path), tflite_file)
+  logging.info("Converting the %s model %s to full-int8 TFLite with %s input and output.", role,
+               path, io_dtype)
+  return _Judged(model, path, int8_tflite.convert_to_int8_tflite(path, io_dtype=io_dtype),
+                 tflite_file)
 
 
-def _models_to_judge(model: types.Artifact, baseline_model: Optional[types.Artifact]
-                     ) -> Tuple[Dict[str, _Judged], Optional[str]]:
+def _models_to_judge(model: types.Artifact, baseline_model: Optional[types.Artifact],
+                     io_dtype: str) -> Tuple[Dict[str, _Judged], Optional[str]]:
   """({CANDIDATE: ..., BASELINE: ... when compared}, why the baseline was skipped or None).
 
   A re-run with unchanged inputs resolves the candidate itself as the last blessed model (same
   artifact, or a retrained model with the same int8 bytes): comparing it with itself would prove
   nothing, so the comparison is skipped and the reason says so.
   """
-  models = {CANDIDATE: _judged(model, CANDIDATE, constants.CANDIDATE_TFLITE_FILE)}
+  models = {CANDIDATE: _judged(model, CANDIDATE, constants.CANDIDATE_TFLITE_FILE, io_dtype)}
   if baseline_model is None:
     return models, None
   if baseline_model.id == model.id:
     return models, f"baseline skipped: it is the candidate itself (model id {model.id})"
-  baseline = _judged(baseline_model, BASELINE, constants.BASELINE_TFLITE_FILE)
+  baseline = _judged(baseline_model, BASELINE, constants.BASELINE_TFLITE_FILE, io_dtype)
   if baseline.tflite_content == models[CANDIDATE].tflite_content:
     return models, (f"baseline skipped: the last blessed model (id {baseline_model.id}) has the "
                     "candidate's int8 bytes (same sha256)")
@@ -277,8 +279,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     thresholds = _thresholds(exec_properties)
     split = exec_properties[constants.EVAL_SPLIT_KEY]
 
+    io_dtype = contract.check_io_dtype(
+        exec_properties.get(constants.IO_DTYPE_KEY) or contract.DEFAULT_IO_DTYPE)
+
     file_pattern = _split_file_pattern(examples, split)
-    models, baseline_skipped = _models_to_judge(model, _baseline_model(input_dict))
+    models, baseline_skipped = _models_to_judge(model, _baseline_model(input_dict), io_dtype)
     if baseline_skipped:
       logging.info("Int8Evaluator: %s", baseline_skipped)
     tflite_paths = {}

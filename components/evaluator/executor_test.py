@@ -96,7 +96,9 @@ def int8_predictions(tflite_path, pixels):
   [input_detail] = interpreter.get_input_details()
   [output_detail] = interpreter.get_output_details()
   scale, zero_point = input_detail["quantization"]
-  quantized = np.clip(np.round(pixels / 255.0 / scale) + zero_point, -128, 127).astype(np.int8)
+  limits = np.iinfo(input_detail["dtype"])  # uint8 or int8 input (the io_dtype setting).
+  quantized = np.clip(np.round(pixels / 255.0 / scale) + zero_point, limits.min,
+                      limits.max).astype(input_detail["dtype"])
   predictions = []
   for image in quantized:
     interpreter.set_tensor(input_detail["index"], image.reshape(input_detail["shape"]))
@@ -261,3 +263,41 @@ def test_bad_input_fails_clearly_and_publishes_no_blessing(
   assert not blessing.has_custom_property("blessed")
   [evaluation] = args[1][standard_component_specs.EVALUATION_KEY]
   assert not os.path.exists(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME))
+
+
+def test_int8_io_is_judged_on_its_own_bytes_with_the_same_answers(tmp_path, examples_dir,
+                                                                  trained_model_uri):
+  """The io_dtype setting picks the bytes that are judged (and blessed by sha256); the int8 layers
+  are the same, so the uint8 (default) and int8 models get the same confusion matrix."""
+  evaluations = {
+      io_dtype: run_executor(tmp_path / io_dtype, examples_dir, trained_model_uri,
+                             **SLICE_PARAMS, **{constants.IO_DTYPE_KEY: io_dtype})
+      for io_dtype in contract.IO_DTYPES}
+  metrics = {}
+  for io_dtype, (evaluation, blessing) in evaluations.items():
+    metrics[io_dtype] = read_metrics(evaluation)
+    tflite_path = os.path.join(evaluation.uri, constants.CANDIDATE_TFLITE_FILE)
+    with open(tflite_path, "rb") as f:
+      judged = f.read()
+    assert judged == int8_tflite.convert_to_int8_tflite(
+        path_utils.serving_model_path(trained_model_uri), io_dtype=io_dtype)
+    [input_detail] = Interpreter(model_path=tflite_path).get_input_details()
+    assert np.dtype(input_detail["dtype"]) == np.dtype(io_dtype)
+    assert (blessing.get_string_custom_property(constants.TFLITE_SHA256_PROPERTY) ==
+            hashlib.sha256(judged).hexdigest() == metrics[io_dtype]["int8"]["tflite_sha256"])
+  uint8, int8 = metrics[contract.UINT8_IO]["int8"], metrics[contract.INT8_IO]["int8"]
+  assert uint8["tflite_sha256"] != int8["tflite_sha256"]
+  assert uint8["confusion_matrix"] == int8["confusion_matrix"]
+  assert uint8["accuracy"] == int8["accuracy"]
+
+
+def test_an_unknown_io_dtype_fails_and_publishes_no_blessing(tmp_path, examples_dir,
+                                                            trained_model_uri):
+  args = executor_args(tmp_path, examples_dir, trained_model_uri,
+                       **{constants.IO_DTYPE_KEY: "float32"})
+  with pytest.raises(ValueError, match=r"io_dtype must be one of \['uint8', 'int8'\], got "
+                     "'float32'"):
+    execute(tmp_path, *args)
+  [blessing] = args[1][standard_component_specs.BLESSING_KEY]
+  assert blessing_files(blessing) == []
+  assert not blessing.has_custom_property("blessed")

@@ -15,7 +15,10 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
 from components.pusher import constants
+from components.pusher import edgetpu_compiler
+from components.pusher import edgetpu_package
 from components.pusher import executor
+from core import contract
 
 
 class EdgeTpuPusherSpec(types.ComponentSpec):
@@ -29,6 +32,11 @@ class EdgeTpuPusherSpec(types.ComponentSpec):
           component_spec.ExecutionParameter(type=int, optional=True),
       constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY:
           component_spec.ExecutionParameter(type=bool, optional=True),
+      constants.REQUIRE_EDGETPU_ON_CHIP_KEY:
+          component_spec.ExecutionParameter(type=bool, optional=True),
+      constants.IO_DTYPE_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+      constants.MIN_RUNTIME_VERSION_KEY:
+          component_spec.ExecutionParameter(type=int, optional=True),
   }
   INPUTS = {
       standard_component_specs.MODEL_KEY:
@@ -49,8 +57,9 @@ class EdgeTpuPusher(base_component.BaseComponent):
 
   Outputs:
     pushed_model: PushedModel with TFX's `pushed` (1/0), `pushed_version`, `pushed_destination`,
-      plus `edgetpu_compiled` (1/0), `edgetpu_status`, `int8_tflite_sha256`, and `reason` when not
-      pushed; its uri holds a copy of the pushed version.
+      plus `edgetpu_compiled` (1/0), `edgetpu_status`, `int8_tflite_sha256`, `io_dtype`, and
+      `reason` when not pushed; its uri holds a copy of the pushed version (model.tflite,
+      labels.txt, model.json, and the compiler's output when it ran).
   """
 
   SPEC_CLASS = EdgeTpuPusherSpec
@@ -66,7 +75,10 @@ class EdgeTpuPusher(base_component.BaseComponent):
                require_edgetpu: bool = constants.DEFAULT_REQUIRE_EDGETPU,
                compiler_timeout_seconds: int = constants.DEFAULT_COMPILER_TIMEOUT_SECONDS,
                require_full_edgetpu_mapping: bool = (
-                   constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING)):
+                   constants.DEFAULT_REQUIRE_FULL_EDGETPU_MAPPING),
+               require_edgetpu_on_chip: bool = constants.DEFAULT_REQUIRE_EDGETPU_ON_CHIP,
+               io_dtype: str = contract.DEFAULT_IO_DTYPE,
+               min_runtime_version: int = constants.DEFAULT_MIN_RUNTIME_VERSION):
     """Constructs the component.
 
     Args:
@@ -78,16 +90,24 @@ class EdgeTpuPusher(base_component.BaseComponent):
         model.json.
       compiler_path: edgetpu_compiler to run; default: `edgetpu_compiler` on PATH, and when there
         is none the CPU int8 model is pushed with a warning.
-      compiler_flags: extra edgetpu_compiler flags (e.g. ["-m", "13"]).
+      compiler_flags: extra edgetpu_compiler flags (e.g. ["-a"]); not `-m`, which is
+        `min_runtime_version`.
       require_edgetpu: fail instead of pushing a CPU-only model when no compiler is found.
       compiler_timeout_seconds: kill the compiler and fail after this many seconds.
       require_full_edgetpu_mapping: fail when not every operation maps to the Edge TPU (by the
         compatibility check, and by the compiler's log when it runs).
+      require_edgetpu_on_chip: fail when the compiler's log reports parameters streamed from
+        off-chip memory or more than one Edge TPU subgraph.
+      io_dtype: the int8 model's input and output type, one of contract.IO_DTYPES; the
+        Int8Evaluator's setting, since only the bytes it blessed are pushed.
+      min_runtime_version: the oldest Edge TPU runtime (libedgetpu) the compiled model must run
+        on, passed to the compiler as `-m`; at least 10, and 12 for int8 inputs and outputs.
 
     Raises:
-      ValueError: an empty push_destination, a non-positive compiler_timeout_seconds, or
-        compiler_flags that are not strings (checked here, when the pipeline is built, as TFX's
-        Pusher checks its destination).
+      ValueError: an empty push_destination, a non-positive compiler_timeout_seconds,
+        compiler_flags that are not strings or that set `-m`, an unknown io_dtype or a
+        min_runtime_version the model cannot have (checked here, when the pipeline is built, as
+        TFX's Pusher checks its destination).
     """
     if not push_destination:
       raise ValueError("EdgeTpuPusher needs a push_destination (the directory of versions 1, 2...)")
@@ -95,6 +115,11 @@ class EdgeTpuPusher(base_component.BaseComponent):
       raise ValueError(f"compiler_timeout_seconds must be positive, got {compiler_timeout_seconds}")
     if isinstance(compiler_flags, str) or not all(isinstance(f, str) for f in compiler_flags):
       raise ValueError(f"compiler_flags must be a sequence of strings, got {compiler_flags!r}")
+    edgetpu_compiler.check_flags(compiler_flags)
+    problem = edgetpu_package.runtime_version_problem(min_runtime_version,
+                                                      [contract.check_io_dtype(io_dtype)])
+    if problem:
+      raise ValueError(f"min_runtime_version {min_runtime_version}: {problem}")
     spec = EdgeTpuPusherSpec(
         model=model,
         model_blessing=model_blessing,
@@ -105,5 +130,8 @@ class EdgeTpuPusher(base_component.BaseComponent):
         require_edgetpu=require_edgetpu,
         compiler_timeout_seconds=compiler_timeout_seconds,
         require_full_edgetpu_mapping=require_full_edgetpu_mapping,
+        require_edgetpu_on_chip=require_edgetpu_on_chip,
+        io_dtype=io_dtype,
+        min_runtime_version=min_runtime_version,
         pushed_model=types.Channel(type=standard_artifacts.PushedModel))
     super().__init__(spec=spec)

@@ -35,14 +35,18 @@ def test_spec_carries_the_parameters():
       model=_channel(standard_artifacts.Model),
       model_blessing=_channel(standard_artifacts.ModelBlessing),
       push_destination="gs://bucket/models",
-      compiler_flags=["-m", "13"],
+      compiler_flags=["-a"],
       require_edgetpu=True,
-      compiler_timeout_seconds=30)
+      compiler_timeout_seconds=30,
+      min_runtime_version=14)
   properties = pusher.exec_properties
   assert properties[constants.PUSH_DESTINATION_KEY] == "gs://bucket/models"
-  assert executor.parse_compiler_flags(properties[constants.COMPILER_FLAGS_KEY]) == ["-m", "13"]
+  assert executor.parse_compiler_flags(properties[constants.COMPILER_FLAGS_KEY]) == ["-a"]
   assert properties[constants.REQUIRE_EDGETPU_KEY] is True
   assert properties[constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY] is True
+  assert properties[constants.REQUIRE_EDGETPU_ON_CHIP_KEY] is True
+  assert properties[constants.MIN_RUNTIME_VERSION_KEY] == 14
+  assert properties[constants.IO_DTYPE_KEY] == "uint8"
   assert properties[constants.COMPILER_TIMEOUT_SECONDS_KEY] == 30
   assert properties[constants.COMPILER_PATH_KEY] == ""
   assert (pusher.outputs[standard_component_specs.PUSHED_MODEL_KEY].type ==
@@ -53,6 +57,10 @@ def test_spec_carries_the_parameters():
 def test_bad_compiler_flags_are_rejected():
   with pytest.raises(ValueError, match="JSON list of strings"):
     executor.parse_compiler_flags('{"-m": 13}')
+  with pytest.raises(ValueError, match="use the min_runtime_version setting"):
+    component.EdgeTpuPusher(model=_channel(standard_artifacts.Model),
+                            model_blessing=_channel(standard_artifacts.ModelBlessing),
+                            push_destination="/models", compiler_flags=["-m", "13"])
 
 
 def test_runs_in_a_local_pipeline(tmp_path, trained_model_dir, monkeypatch):

@@ -7,6 +7,12 @@ shapes with batch 1, tensors whose dimensions beyond the 3 innermost are 1, and 
 in the supported table, each with its documented limitations. Like the compiler, the mapping stops
 at the first operator that cannot run on the Edge TPU; it and everything after it run on the CPU.
 
+A model with uint8 input and output (core/int8_tflite.py, `io_dtype` "uint8") has a QUANTIZE at
+each edge: uint8 -> int8 after the input and int8 -> uint8 before the output, both between 8-bit
+quantized tensors. Coral's table lists Quantize without limitations, and the compiler maps these
+(e.g. "QUANTIZE 2 Mapped to Edge TPU" in google-coral/edgetpu#169); a QUANTIZE from a float input
+and a DEQUANTIZE to a float output (not in the table) stay on the CPU by the data-type rule.
+
 The check reads the flatbuffer with the `tflite` schema package, runs without the compiler and
 imports neither TensorFlow nor a TFLite runtime. It predicts; when `edgetpu_compiler` is installed
 its log has the final word (some limits, e.g. "certain reshapes might not be mapped for large
@@ -327,7 +333,7 @@ SUPPORTED_OPERATORS: Dict[str, Optional[Callable[[_Graph, tflite.Operator], Opti
     "PACK": _check_pack,
     "PAD": _check_pad,
     "PRELU": _check_prelu,
-    "QUANTIZE": None,
+    "QUANTIZE": None,  # E.g. a uint8 model's uint8 <-> int8 edges; float sides fail the type rule.
     "REDUCE_MAX": _check_reduction(z_multiple_of_4=False),
     "REDUCE_MIN": _check_reduction(z_multiple_of_4=False),
     "RELU": None,

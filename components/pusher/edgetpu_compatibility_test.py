@@ -16,6 +16,7 @@ import tf_keras
 import tflite
 
 from components.pusher import edgetpu_compatibility as compat
+from core import contract
 from core import int8_tflite
 from tests import mnist_slices
 
@@ -31,7 +32,7 @@ def calibration_images() -> np.ndarray:
 
 def _convert(calibration_images: np.ndarray, batch_size: Optional[int] = 1,
              middle: Optional[tf_keras.layers.Layer] = None, quantize: bool = True,
-             softmax_on_feature_map: bool = False) -> bytes:
+             softmax_on_feature_map: bool = False, io_type: tf.DType = tf.int8) -> bytes:
   """A small conv net (conv, pool, [middle], flatten, dense, softmax) as TFLite bytes."""
   inputs = tf_keras.Input((28, 28, 1), batch_size=batch_size)
   hidden = tf_keras.layers.Conv2D(4, 3, activation="relu")(inputs)
@@ -47,8 +48,8 @@ def _convert(calibration_images: np.ndarray, batch_size: Optional[int] = 1,
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([image[None]] for image in calibration_images)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
   return converter.convert()
 
 
@@ -101,6 +102,19 @@ def test_unsupported_operator_stops_the_mapping(calibration_images):
   assert "LEAKY_RELU" in log and compat.NOT_SUPPORTED in log
 
 
+def test_a_quantize_from_a_float_input_stays_on_the_cpu(calibration_images):
+  """int8 layers behind float input and output: the converter adds QUANTIZE (float32 -> int8) and
+  DEQUANTIZE (int8 -> float32) at the edges, which the Edge TPU cannot run."""
+  model_content = _convert(calibration_images, io_type=tf.float32)
+  op_names = _interpreter_op_names(model_content)
+  assert (op_names[0], op_names[-1]) == ("QUANTIZE", "DEQUANTIZE")
+  report = compat.check_edgetpu_compatibility(model_content)
+  assert report.first_unmapped is report.operators[0]
+  assert report.operators[0].status.startswith(compat.UNSUPPORTED_DATA_TYPE)
+  assert "FLOAT32" in report.operators[0].status
+  assert report.operators[-1].status == compat.NOT_SUPPORTED
+
+
 def test_softmax_needs_a_1d_input(calibration_images):
   model_content = _convert(calibration_images, softmax_on_feature_map=True)
   report = compat.check_edgetpu_compatibility(model_content)
@@ -122,19 +136,24 @@ def test_rule_table_names_real_tflite_operators():
   assert "DEQUANTIZE" not in compat.SUPPORTED_OPERATORS  # Float output stays on the CPU.
 
 
-def test_project_model_maps_completely(trained_model_dir):
-  model_content = int8_tflite.convert_to_int8_tflite(trained_model_dir)
+@pytest.mark.parametrize("io_dtype", contract.IO_DTYPES)
+def test_project_model_maps_completely(trained_model_dir, io_dtype):
+  model_content = int8_tflite.convert_to_int8_tflite(trained_model_dir, io_dtype=io_dtype)
   report = compat.check_edgetpu_compatibility(model_content)
   op_names = _interpreter_op_names(model_content)
   assert report.fully_mapped, report.format_log()
   assert report.operations_on_edgetpu == report.operations_total == len(op_names)
   assert [op.name for op in report.operators] == op_names
+  # uint8 I/O adds a QUANTIZE at each edge (uint8 -> int8, int8 -> uint8); both map.
+  edges = (op_names[0], op_names[-1])
+  assert edges == (("QUANTIZE", "QUANTIZE") if io_dtype == contract.UINT8_IO else
+                   ("CONV_2D", "SOFTMAX"))
   io = compat.describe_io(model_content)
   interpreter = Interpreter(model_content=model_content)
   [expected_input] = interpreter.get_input_details()
   [expected_output] = interpreter.get_output_details()
   assert io["inputs"][0]["shape"] == list(expected_input["shape"]) == [1, 28, 28, 1]
-  assert io["inputs"][0]["dtype"] == io["outputs"][0]["dtype"] == "int8"
+  assert io["inputs"][0]["dtype"] == io["outputs"][0]["dtype"] == io_dtype
   assert (io["inputs"][0]["scale"], io["inputs"][0]["zero_point"]) == pytest.approx(
       expected_input["quantization"])
   assert (io["outputs"][0]["scale"], io["outputs"][0]["zero_point"]) == pytest.approx(

@@ -1,7 +1,8 @@
-"""Runs Coral's `edgetpu_compiler` on the int8 model and reads its log.
+"""Runs Coral's `edgetpu_compiler` on the int8 model and reads its log and output.
 
-`edgetpu_compiler -s -o OUT_DIR [flags] NAME.tflite` writes OUT_DIR/NAME_edgetpu.tflite and the
-operation log OUT_DIR/NAME_edgetpu.log, and prints a summary such as
+`edgetpu_compiler -s -o OUT_DIR [-m VERSION] [flags] NAME.tflite` writes
+OUT_DIR/NAME_edgetpu.tflite and the operation log OUT_DIR/NAME_edgetpu.log, and prints a summary
+such as
 
   Edge TPU Compiler version 16.0.384591198
   ...
@@ -19,9 +20,12 @@ operation log OUT_DIR/NAME_edgetpu.log, and prints a summary such as
   ADD                            42         Mapped to Edge TPU
   ...
 
-(the two "Number of operations" lines appear only when some operations stay on the CPU). The
-compiler runs on local files in a scratch directory; the caller writes the results wherever the
-push goes (fileio).
+(the two "Number of operations" lines appear only when some operations stay on the CPU). Off-chip
+parameter memory and more than one Edge TPU subgraph are what make a compiled model slow
+(google-coral/edgetpu#427, #572). `-m` (`--min_runtime_version`) sets the oldest Edge TPU runtime
+the compiled model must run on; the log does not print it, so the version the compiled model needs
+is read from the model itself (edgetpu_package.py). The compiler runs on local files in a scratch
+directory; the caller writes the results wherever the push goes (fileio).
 """
 
 import dataclasses
@@ -37,9 +41,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 
 from components.pusher import edgetpu_compatibility
+from components.pusher import edgetpu_package
 
 COMPILER_NAME = "edgetpu_compiler"
 NOT_INSTALLED_MESSAGE = "Edge TPU binary not produced: edgetpu_compiler not installed"
+# The compiler's flag for the oldest Edge TPU runtime the output must run on, short and long.
+MIN_RUNTIME_VERSION_FLAGS = ("-m", "--min_runtime_version")
 
 _MODEL_NAME = "model"
 _BYTE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
@@ -67,6 +74,10 @@ class CompilerReport:
   # (operator, count, status) rows of the operation table.
   operators: List[Tuple[str, int, str]]
   seconds: float
+  # The -m passed (None: the compiler's default), and the Edge TPU runtime version the compiled
+  # model needs, read from its edgetpu-custom-op packages (None: no operator was compiled).
+  requested_min_runtime_version: Optional[int] = None
+  required_runtime_version: Optional[int] = None
 
   @property
   def operations_on_cpu(self) -> int:
@@ -76,9 +87,29 @@ class CompilerReport:
   def fully_mapped(self) -> bool:
     return self.operations_total > 0 and self.operations_on_edgetpu == self.operations_total
 
+  def slowdowns(self) -> List[str]:
+    """What makes the compiled model slow by the log: off-chip parameters, a split graph."""
+    problems = []
+    if self.off_chip_memory_used_bytes:
+      problems.append(f"{format_bytes(self.off_chip_memory_used_bytes)} of parameters streamed "
+                      "from off-chip memory")
+    if self.edgetpu_subgraphs is not None and self.edgetpu_subgraphs > 1:
+      problems.append(f"{self.edgetpu_subgraphs} Edge TPU subgraphs")
+    return problems
+
   def summary(self) -> str:
-    return (f"{self.operations_on_edgetpu} of {self.operations_total} operations run on the Edge "
-            f"TPU ({self.compiler_path}, version {self.compiler_version})")
+    """One line: mapping, runtime needed, memory and subgraphs, and which compiler said so."""
+    parts = [f"{self.operations_on_edgetpu} of {self.operations_total} operations run on the Edge "
+             "TPU"]
+    if self.required_runtime_version is not None:
+      parts.append(f"needs Edge TPU runtime {self.required_runtime_version} or later")
+    if self.on_chip_memory_used_bytes is not None:
+      parts.append(f"{format_bytes(self.on_chip_memory_used_bytes)} on-chip, "
+                   f"{format_bytes(self.off_chip_memory_used_bytes or 0)} off-chip parameters")
+    if self.edgetpu_subgraphs is not None:
+      parts.append(f"{self.edgetpu_subgraphs} Edge TPU subgraph"
+                   f"{'' if self.edgetpu_subgraphs == 1 else 's'}")
+    return f"{', '.join(parts)} ({self.compiler_path}, version {self.compiler_version})"
 
   def to_dict(self) -> Dict[str, Any]:
     return {**dataclasses.asdict(self), "operations_on_cpu": self.operations_on_cpu,
@@ -93,6 +124,28 @@ class Compilation:
   # The console output followed by the operation log, as stored next to the pushed model.
   log: str
   report: CompilerReport
+
+
+def format_bytes(num_bytes: int) -> str:
+  """Bytes in the compiler's units (B, KiB, MiB), e.g. 4.21MiB -> '4.21 MiB'."""
+  for unit in ("MiB", "KiB"):
+    if num_bytes >= _BYTE_UNITS[unit]:
+      return f"{num_bytes / _BYTE_UNITS[unit]:.2f} {unit}"
+  return f"{num_bytes} B"
+
+
+def check_flags(flags: Sequence[str]) -> List[str]:
+  """The extra compiler flags, refusing `-m`: the minimum runtime version is its own setting.
+
+  Raises:
+    ValueError: a flag sets the minimum runtime version.
+  """
+  for flag in flags:
+    if flag in MIN_RUNTIME_VERSION_FLAGS or flag.startswith(tuple(
+        f"{name}=" for name in MIN_RUNTIME_VERSION_FLAGS)):
+      raise ValueError(f"compiler flag {flag!r} sets the minimum Edge TPU runtime version; use "
+                       "the min_runtime_version setting (--min-runtime-version) instead")
+  return list(flags)
 
 
 def find_compiler(compiler_path: Optional[str] = None) -> Optional[str]:
@@ -187,15 +240,24 @@ def _run(command: List[str], timeout_seconds: float) -> Tuple[int, str]:
 
 
 def compile_for_edgetpu(compiler_path: str, model_content: bytes, flags: Sequence[str] = (),
-                        timeout_seconds: float = 600) -> Compilation:
-  """Compiles the int8 model; raises EdgeTpuCompilerError on any failure."""
+                        timeout_seconds: float = 600,
+                        min_runtime_version: Optional[int] = None) -> Compilation:
+  """Compiles the int8 model, with `-m min_runtime_version` when given.
+
+  Raises:
+    EdgeTpuCompilerError: on any failure, or when the compiled model needs a newer Edge TPU runtime
+      than `min_runtime_version`.
+    ValueError: `flags` set the minimum runtime version themselves (check_flags).
+  """
+  runtime_flags = [] if min_runtime_version is None else ["-m", str(min_runtime_version)]
   with tempfile.TemporaryDirectory(prefix="edgetpu_compile_") as work_dir:
     model_path = os.path.join(work_dir, f"{_MODEL_NAME}.tflite")
     out_dir = os.path.join(work_dir, "out")
     os.makedirs(out_dir)
     with open(model_path, "wb") as f:
       f.write(model_content)
-    command = [compiler_path, "-s", "-o", out_dir, *flags, model_path]
+    command = [compiler_path, "-s", "-o", out_dir, *runtime_flags, *check_flags(flags),
+               model_path]
     logging.info("Running %s", " ".join(command))
     start = time.monotonic()
     returncode, console = _run(command, timeout_seconds)
@@ -214,6 +276,22 @@ def compile_for_edgetpu(compiler_path: str, model_content: bytes, flags: Sequenc
           f"{log[-4000:]}")
     with open(compiled_path, "rb") as f:
       compiled_model = f.read()
-  report = parse_compiler_log(log, compiler_path, command, seconds)
+  report = dataclasses.replace(
+      parse_compiler_log(log, compiler_path, command, seconds),
+      requested_min_runtime_version=min_runtime_version,
+      required_runtime_version=_required_runtime_version(compiler_path, compiled_model))
+  if (min_runtime_version is not None and report.required_runtime_version is not None and
+      report.required_runtime_version > min_runtime_version):
+    raise EdgeTpuCompilerError(
+        f"{compiler_path} was asked for Edge TPU runtime {min_runtime_version} (-m) but its output "
+        f"needs runtime {report.required_runtime_version}")
   logging.info("edgetpu_compiler: %s", report.summary())
   return Compilation(compiled_model, log, report)
+
+
+def _required_runtime_version(compiler_path: str, compiled_model: bytes) -> Optional[int]:
+  try:
+    return edgetpu_package.required_runtime_version(compiled_model)
+  except ValueError as e:  # EdgeTpuPackageError, or not a TFLite flatbuffer at all.
+    raise EdgeTpuCompilerError(f"{compiler_path} wrote a model whose Edge TPU runtime version "
+                               f"cannot be read: {e}") from e

@@ -6,12 +6,15 @@ and log layout, and label their output as a stand-in's.
 """
 
 import os
+import re
+import sys
 import time
 
 from ai_edge_litert.interpreter import Interpreter
 import pytest
 
 from components.pusher import edgetpu_compiler
+from components.pusher import edgetpu_package
 from components.pusher.testdata import standins
 from core import int8_tflite
 
@@ -89,25 +92,80 @@ def test_unreadable_output_is_an_error():
 
 def test_success(tmp_path, model_content, op_names):
   compiler = standins.write_standin(str(tmp_path / "bin"), "success")
-  compilation = edgetpu_compiler.compile_for_edgetpu(compiler, model_content, ["-m", "13"], 120)
+  compilation = edgetpu_compiler.compile_for_edgetpu(compiler, model_content, ["-a"], 120,
+                                                     min_runtime_version=13)
   report = compilation.report
   assert report.fully_mapped
   assert report.operations_total == report.operations_on_edgetpu == len(op_names)
   assert "test stand-in" in report.compiler_version
   assert report.command[:4] == [compiler, "-s", "-o", report.command[3]]
-  assert report.command[4:6] == ["-m", "13"]
-  assert compilation.compiled_model == model_content  # The stand-in copies; it compiles nothing.
+  assert report.command[4:7] == ["-m", "13", "-a"]
   assert "--- model_edgetpu.log ---" in compilation.log
   assert report.on_chip_memory_used_bytes == pytest.approx(len(model_content), rel=0.01)
+  assert (report.off_chip_memory_used_bytes, report.edgetpu_subgraphs) == (0, 1)
+  assert report.slowdowns() == []
+  # As a real compiled model: one edgetpu-custom-op whose package needs the runtime asked for, and
+  # no CPU kernel for it.
+  assert report.requested_min_runtime_version == report.required_runtime_version == 13
+  assert edgetpu_package.required_runtime_version(compilation.compiled_model) == 13
+  with pytest.raises(RuntimeError, match="unresolved custom op: edgetpu-custom-op"):
+    Interpreter(model_content=compilation.compiled_model).allocate_tensors()
+
+
+def test_without_m_the_compiler_default_runtime_is_recorded(tmp_path, model_content):
+  compiler = standins.write_standin(str(tmp_path / "bin"), "success")
+  report = edgetpu_compiler.compile_for_edgetpu(compiler, model_content, (), 120).report
+  assert "-m" not in report.command
+  # The stand-in imitates edgetpu_compiler 16, whose default is runtime 14.
+  assert (report.requested_min_runtime_version, report.required_runtime_version) == (None, 14)
+  assert "needs Edge TPU runtime 14 or later" in report.summary()
+
+
+def test_output_needing_a_newer_runtime_than_asked_is_an_error(tmp_path, model_content):
+  """A compiler that ignores -m (here: a wrapper dropping it before the stand-in, which then
+  targets its default 14) must not get its output pushed as runtime-13 compatible."""
+  compiler = str(tmp_path / "edgetpu_compiler")
+  with open(compiler, "w") as f:
+    f.write(f"#!{sys.executable}\nimport os, sys\nargs = sys.argv[1:]\ni = args.index('-m')\n"
+            f"del args[i:i + 2]\nos.execv(sys.executable, [sys.executable, "
+            f"{standins.STANDIN_SCRIPT!r}, '--standin=success', *args])\n")
+  os.chmod(compiler, 0o755)
+  with pytest.raises(edgetpu_compiler.EdgeTpuCompilerError,
+                     match=r"asked for Edge TPU runtime 13 \(-m\) but its output needs runtime 14"):
+    edgetpu_compiler.compile_for_edgetpu(compiler, model_content, (), 120, min_runtime_version=13)
+
+
+@pytest.mark.parametrize("flags", [["-m", "13"], ["--min_runtime_version", "13"],
+                                   ["--min_runtime_version=13"]])
+def test_m_among_the_extra_flags_is_refused(tmp_path, model_content, flags):
+  compiler = standins.write_standin(str(tmp_path / "bin"), "success")
+  with pytest.raises(ValueError, match="sets the minimum Edge TPU runtime version"):
+    edgetpu_compiler.compile_for_edgetpu(compiler, model_content, flags, 120)
+
+
+@pytest.mark.parametrize("behaviour, expected", [
+    ("offchip", [r"\d+\.\d\d KiB of parameters streamed from off-chip memory"]),
+    ("subgraphs", ["2 Edge TPU subgraphs"]),
+])
+def test_slow_compilations_are_reported(tmp_path, model_content, behaviour, expected):
+  compiler = standins.write_standin(str(tmp_path / "bin"), behaviour)
+  compilation = edgetpu_compiler.compile_for_edgetpu(compiler, model_content, (), 120)
+  slowdowns = compilation.report.slowdowns()
+  assert len(slowdowns) == len(expected)
+  for slowdown, pattern in zip(slowdowns, expected, strict=True):
+    assert re.fullmatch(pattern, slowdown), slowdown
+  if behaviour == "subgraphs":  # Two edgetpu-custom-ops around the operator left on the CPU.
+    ops = [op["op_name"] for op in Interpreter(
+        model_content=compilation.compiled_model)._get_ops_details()]
+    assert ops.count("edgetpu-custom-op") == 2 and ops[1] != "edgetpu-custom-op"
 
 
 def test_partial_mapping_is_reported(tmp_path, model_content, op_names):
   compiler = standins.write_standin(str(tmp_path / "bin"), "partial")
   report = edgetpu_compiler.compile_for_edgetpu(compiler, model_content, (), 120).report
-  last_op = op_names[-1]
   assert not report.fully_mapped
-  assert report.operations_on_cpu == op_names.count(last_op)
-  assert (last_op, op_names.count(last_op), "Operation not supported") in report.operators
+  assert report.operations_on_cpu == 1
+  assert (op_names[-1], 1, "Operation not supported") in report.operators
 
 
 def test_failure_raises_with_the_log(tmp_path, model_content):

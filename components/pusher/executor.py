@@ -2,16 +2,18 @@
 
 Steps, every check before anything is written to the destination:
   1. Not blessed (TFX's `CheckBlessing`) -> PushedModel `pushed` = 0 with the blessing's reason.
-  2. Convert the SavedModel with the shared int8 conversion; its sha256 must equal the blessing's
-     `int8_tflite_sha256` (the bytes the evaluator measured).
-  3. Check Edge TPU compatibility on the flatbuffer (fails by default unless everything maps).
-  4. Run edgetpu_compiler when installed (fails on errors, timeouts and, by default, partial
-     mapping); when it is not installed push the CPU int8 model and say so, or fail when
-     `require_edgetpu`.
-  5. Publish DEST/<version>/ atomically (versioned_push) with model.json, and copy the version into
-     the PushedModel artifact for lineage, like TFX's Pusher. When the latest version already
-     holds the same files (a re-run with unchanged inputs), nothing is published: that version is
-     recorded as the push, with `new_version_published` = 0 and a reason saying so.
+  2. Convert the SavedModel with the shared int8 conversion and the evaluator's `io_dtype`; its
+     sha256 must equal the blessing's `int8_tflite_sha256` (the bytes the evaluator measured).
+  3. Check Edge TPU compatibility on the flatbuffer (fails by default unless everything maps), and
+     that the model's I/O types can run on `min_runtime_version`.
+  4. Run edgetpu_compiler with `-m min_runtime_version` when installed (fails on errors, timeouts
+     and, by default, partial mapping, off-chip parameters or a split graph); when it is not
+     installed push the CPU int8 model and say so, or fail when `require_edgetpu`.
+  5. Publish DEST/<version>/ atomically (versioned_push): model.tflite, labels.txt (Coral's label
+     file), the compiler's output and model.json, and copy the version into the PushedModel
+     artifact for lineage, like TFX's Pusher. When the latest version already holds the same files
+     (a re-run with unchanged inputs), nothing is published: that version is recorded as the push,
+     with `new_version_published` = 0 and a reason saying so.
 A failed check raises, so the execution fails and publishes no PushedModel.
 
 The executor subclasses TFX's Pusher executor, as TFX's own cloud pushers and tfx-addons'
@@ -35,6 +37,7 @@ from components.evaluator import constants as evaluator_constants
 from components.pusher import constants
 from components.pusher import edgetpu_compatibility
 from components.pusher import edgetpu_compiler
+from components.pusher import edgetpu_package
 from components.pusher import versioned_push
 from core import config_values
 from core import contract
@@ -82,6 +85,45 @@ def _read_evaluation(evaluations: Optional[List[types.Artifact]]
   return push_manifest.EvaluationRef(uri=evaluation.uri, metrics=metrics)
 
 
+def _checked_runtime_version(model_content: bytes, exec_properties: Dict[str, Any]) -> int:
+  """The min_runtime_version setting, after checking the model's I/O types can run on it."""
+  version = int(exec_properties.get(constants.MIN_RUNTIME_VERSION_KEY) or
+                constants.DEFAULT_MIN_RUNTIME_VERSION)
+  io = edgetpu_compatibility.describe_io(model_content)
+  problem = edgetpu_package.runtime_version_problem(
+      version, [tensor["dtype"] for tensor in io["inputs"] + io["outputs"]])
+  if problem:
+    raise PushError(f"{constants.MIN_RUNTIME_VERSION_KEY}={version}: {problem}")
+  return version
+
+
+def _manifest_writer(model: types.Artifact, blessing: types.Artifact,
+                     evaluation: Optional[push_manifest.EvaluationRef], files: Dict[str, bytes],
+                     compatibility: edgetpu_compatibility.CompatibilityReport,
+                     edgetpu: Dict[str, Any]):
+  """The function versioned_push calls with the version number to get model.json's bytes."""
+  io = edgetpu_compatibility.describe_io(files[push_manifest.MODEL_FILE])
+
+  def manifest(version: int) -> bytes:
+    return push_manifest.PushManifest(
+        version=version,
+        pushed_at=push_manifest.utc_now(),
+        source_model_uri=model.uri,
+        source_model_id=model.id,
+        model_blessing_uri=blessing.uri,
+        files={name: push_manifest.FileEntry(sha256=hashing.sha256_bytes(content),
+                                             size_bytes=len(content))
+               for name, content in files.items()},
+        input=io["inputs"][0],
+        output=io["outputs"][0],
+        labels=list(contract.LABELS),
+        evaluation=evaluation,
+        edgetpu_compatibility=compatibility.to_dict(),
+        edgetpu=edgetpu,
+    ).to_json()
+  return manifest
+
+
 class Executor(tfx_pusher_executor.Executor):
   """Pushes the blessed int8 TFLite model (and its Edge TPU compilation) to a version directory."""
 
@@ -106,7 +148,9 @@ class Executor(tfx_pusher_executor.Executor):
       pushed_model.set_string_custom_property(constants.REASON_KEY, reason)
       return
 
-    model_content = self._blessed_int8_model(self.GetModelPath(input_dict), blessing)
+    io_dtype = contract.check_io_dtype(
+        exec_properties.get(constants.IO_DTYPE_KEY) or contract.DEFAULT_IO_DTYPE)
+    model_content = self._blessed_int8_model(self.GetModelPath(input_dict), blessing, io_dtype)
     compatibility = edgetpu_compatibility.check_edgetpu_compatibility(model_content)
     logging.info("Edge TPU compatibility: %s\n%s", compatibility.summary(),
                  compatibility.format_log())
@@ -116,30 +160,16 @@ class Executor(tfx_pusher_executor.Executor):
       raise PushError(f"the int8 model would not map completely to the Edge TPU: "
                       f"{compatibility.summary()} (set "
                       f"{constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY}=False to push it anyway)")
+    min_runtime_version = _checked_runtime_version(model_content, exec_properties)
 
-    edgetpu, edgetpu_files = self._compile(model_content, exec_properties, require_full_mapping)
-    files = {push_manifest.MODEL_FILE: model_content, **edgetpu_files}
-
-    evaluation = _read_evaluation(input_dict.get(standard_component_specs.EVALUATION_KEY))
-    io = edgetpu_compatibility.describe_io(model_content)
-
-    def manifest(version: int) -> bytes:
-      return push_manifest.PushManifest(
-          version=version,
-          pushed_at=push_manifest.utc_now(),
-          source_model_uri=model.uri,
-          source_model_id=model.id,
-          model_blessing_uri=blessing.uri,
-          files={name: push_manifest.FileEntry(sha256=hashing.sha256_bytes(content),
-                                               size_bytes=len(content))
-                 for name, content in files.items()},
-          input=io["inputs"][0],
-          output=io["outputs"][0],
-          labels=list(contract.LABELS),
-          evaluation=evaluation,
-          edgetpu_compatibility=compatibility.to_dict(),
-          edgetpu=edgetpu,
-      ).to_json()
+    edgetpu, edgetpu_files = self._compile(model_content, exec_properties, require_full_mapping,
+                                           min_runtime_version)
+    files = {push_manifest.MODEL_FILE: model_content,
+             push_manifest.LABELS_FILE: push_manifest.labels_file_content(contract.LABELS),
+             **edgetpu_files}
+    manifest = _manifest_writer(
+        model, blessing, _read_evaluation(input_dict.get(standard_component_specs.EVALUATION_KEY)),
+        files, compatibility, edgetpu)
 
     # A re-run with unchanged inputs blesses the same bytes again: record the version holding
     # them as this push instead of publishing a duplicate. (The compiler log carries timings.)
@@ -161,11 +191,12 @@ class Executor(tfx_pusher_executor.Executor):
     pushed_model.set_int_custom_property(constants.NEW_VERSION_PUBLISHED_KEY, int(not identical))
     pushed_model.set_int_custom_property(constants.EDGETPU_COMPILED_KEY, int(edgetpu["compiled"]))
     pushed_model.set_string_custom_property(constants.EDGETPU_STATUS_KEY, edgetpu["status"])
+    pushed_model.set_string_custom_property(constants.IO_DTYPE_KEY, io_dtype)
     pushed_model.set_string_custom_property(evaluator_constants.TFLITE_SHA256_PROPERTY,
                                             hashing.sha256_bytes(model_content))
 
   @staticmethod
-  def _blessed_int8_model(saved_model_path: str, blessing: types.Artifact) -> bytes:
+  def _blessed_int8_model(saved_model_path: str, blessing: types.Artifact, io_dtype: str) -> bytes:
     """Converts the model and checks the bytes are the ones the evaluator blessed."""
     blessed_sha256 = blessing.get_string_custom_property(
         evaluator_constants.TFLITE_SHA256_PROPERTY)
@@ -173,17 +204,18 @@ class Executor(tfx_pusher_executor.Executor):
       raise PushError(f"ModelBlessing {blessing.uri} has no "
                       f"{evaluator_constants.TFLITE_SHA256_PROPERTY!r}: it does not say which "
                       "int8 bytes were evaluated")
-    model_content = int8_tflite.convert_to_int8_tflite(saved_model_path)
+    model_content = int8_tflite.convert_to_int8_tflite(saved_model_path, io_dtype=io_dtype)
     sha256 = hashing.sha256_bytes(model_content)
     if sha256 != blessed_sha256:
-      raise PushError(f"the int8 conversion of {saved_model_path} has sha256 {sha256}, but "
-                      f"ModelBlessing {blessing.uri} blessed {blessed_sha256}: refusing to push "
-                      "bytes that were not evaluated")
+      raise PushError(f"the int8 conversion of {saved_model_path} with {io_dtype} input and output "
+                      f"has sha256 {sha256}, but ModelBlessing {blessing.uri} blessed "
+                      f"{blessed_sha256}: refusing to push bytes that were not evaluated (do the "
+                      f"evaluator and the pusher have the same {constants.IO_DTYPE_KEY}?)")
     return model_content
 
   @staticmethod
-  def _compile(model_content: bytes, exec_properties: Dict[str, Any],
-               require_full_mapping: bool) -> Tuple[Dict[str, Any], Dict[str, bytes]]:
+  def _compile(model_content: bytes, exec_properties: Dict[str, Any], require_full_mapping: bool,
+               min_runtime_version: int) -> Tuple[Dict[str, Any], Dict[str, bytes]]:
     """Runs edgetpu_compiler; returns the Edge TPU part of model.json and the files to push."""
     require_edgetpu = _flag(exec_properties, constants.REQUIRE_EDGETPU_KEY,
                             constants.DEFAULT_REQUIRE_EDGETPU)
@@ -201,11 +233,18 @@ class Executor(tfx_pusher_executor.Executor):
         compiler, model_content,
         parse_compiler_flags(exec_properties.get(constants.COMPILER_FLAGS_KEY)),
         float(exec_properties.get(constants.COMPILER_TIMEOUT_SECONDS_KEY) or
-              constants.DEFAULT_COMPILER_TIMEOUT_SECONDS))
+              constants.DEFAULT_COMPILER_TIMEOUT_SECONDS),
+        min_runtime_version=min_runtime_version)
     report = compilation.report
     if require_full_mapping and not report.fully_mapped:
       raise PushError(f"edgetpu_compiler did not map every operation: {report.summary()} (set "
                       f"{constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY}=False to push it anyway)\n"
+                      f"{compilation.log}")
+    if report.slowdowns() and _flag(exec_properties, constants.REQUIRE_EDGETPU_ON_CHIP_KEY,
+                                    constants.DEFAULT_REQUIRE_EDGETPU_ON_CHIP):
+      raise PushError(f"edgetpu_compiler's output would run slowly: "
+                      f"{'; '.join(report.slowdowns())} ({report.summary()}; set "
+                      f"{constants.REQUIRE_EDGETPU_ON_CHIP_KEY}=False to push it anyway)\n"
                       f"{compilation.log}")
     return ({"compiled": True, "status": f"compiled: {report.summary()}",
              "compiler": report.to_dict()},

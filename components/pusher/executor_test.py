@@ -25,6 +25,7 @@ from components.evaluator import constants as evaluator_constants
 from components.evaluator import executor as evaluator_executor
 from components.pusher import constants
 from components.pusher import edgetpu_compiler
+from components.pusher import edgetpu_package
 from components.pusher import executor
 from components.pusher import versioned_push
 from components.pusher.testdata import standins
@@ -51,7 +52,15 @@ def model_uri(trained_model_dir, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def int8_model(model_uri) -> bytes:
+  """The slice model's full-int8 conversion with the default (uint8) input and output."""
   return int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri))
+
+
+@pytest.fixture(scope="module")
+def int8_io_model(model_uri) -> bytes:
+  """The same with int8 input and output."""
+  return int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri),
+                                            io_dtype=contract.INT8_IO)
 
 
 @pytest.fixture
@@ -79,6 +88,11 @@ def standin_on_path(tmp_path, monkeypatch, no_compiler_on_path):
 def blessed(tmp_path, int8_model):
   return make_blessing(str(tmp_path / "blessing"), True, hashlib.sha256(int8_model).hexdigest(),
                        "blessed: int8 accuracy 0.9 >= 0.85")
+
+
+def read_file(version_dir: str, name: str) -> bytes:
+  with open(os.path.join(version_dir, name), "rb") as f:
+    return f.read()
 
 
 def read_manifest(version_dir: str):
@@ -125,9 +139,11 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
     pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination)
   assert edgetpu_compiler.NOT_INSTALLED_MESSAGE in caplog.text
   version_dir = os.path.join(destination, "1")
-  assert sorted(os.listdir(version_dir)) == [push_manifest.FILE_NAME, push_manifest.MODEL_FILE]
-  with open(os.path.join(version_dir, push_manifest.MODEL_FILE), "rb") as f:
-    assert f.read() == int8_model
+  assert sorted(os.listdir(version_dir)) == [push_manifest.LABELS_FILE, push_manifest.FILE_NAME,
+                                             push_manifest.MODEL_FILE]
+  assert read_file(version_dir, push_manifest.MODEL_FILE) == int8_model
+  # Coral's label file: one label per line, line i naming output i.
+  assert read_file(version_dir, push_manifest.LABELS_FILE) == b"0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n"
   assert_manifest_hashes_match(version_dir)
   manifest = read_manifest(version_dir)
   assert manifest["version"] == 1
@@ -137,11 +153,11 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
                                  "status": edgetpu_compiler.NOT_INSTALLED_MESSAGE,
                                  "compiler": None}
   assert manifest["edgetpu_compatibility"]["fully_mapped"]
-  # The device feeds pixel - 128: scale 1/255 and zero point -128 (features.scale_pixels).
-  assert manifest["input"]["shape"] == [1, 28, 28, 1]
+  # uint8 I/O by default: the device feeds the raw pixel bytes (scale 1/255, zero point 0).
+  assert manifest["input"]["shape"] == [1, 28, 28, 1] and manifest["input"]["dtype"] == "uint8"
   assert manifest["input"]["scale"] == pytest.approx(1 / contract.MAX_PIXEL_VALUE)
-  assert manifest["input"]["zero_point"] == -128
-  assert manifest["output"]["dtype"] == "int8" and manifest["output"]["shape"] == [1, 10]
+  assert manifest["input"]["zero_point"] == 0
+  assert manifest["output"]["dtype"] == "uint8" and manifest["output"]["shape"] == [1, 10]
   assert manifest["evaluation"] is None
   properties = {
       constants.PUSHED_KEY: pushed_model.get_int_custom_property(constants.PUSHED_KEY),
@@ -153,11 +169,13 @@ def test_push_without_compiler_ships_the_cpu_model_and_says_so(tmp_path, model_u
           pushed_model.get_int_custom_property(constants.EDGETPU_COMPILED_KEY),
       constants.EDGETPU_STATUS_KEY:
           pushed_model.get_string_custom_property(constants.EDGETPU_STATUS_KEY),
+      constants.IO_DTYPE_KEY: pushed_model.get_string_custom_property(constants.IO_DTYPE_KEY),
   }
   assert properties == {constants.PUSHED_KEY: 1, constants.PUSHED_VERSION_KEY: "1",
                         constants.PUSHED_DESTINATION_KEY: version_dir,
                         constants.EDGETPU_COMPILED_KEY: 0,
-                        constants.EDGETPU_STATUS_KEY: edgetpu_compiler.NOT_INSTALLED_MESSAGE}
+                        constants.EDGETPU_STATUS_KEY: edgetpu_compiler.NOT_INSTALLED_MESSAGE,
+                        constants.IO_DTYPE_KEY: "uint8"}
   assert sorted(os.listdir(pushed_model.uri)) == sorted(os.listdir(version_dir))
   assert pushed_model.get_int_custom_property(constants.NEW_VERSION_PUBLISHED_KEY) == 1
   # The same bytes blessed again (a re-run with unchanged inputs): no duplicate version; the
@@ -184,31 +202,53 @@ def test_require_edgetpu_without_compiler_fails(tmp_path, model_uri, int8_model,
   assert not os.path.exists(destination)
 
 
-def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, standin_on_path):
+@pytest.mark.parametrize("io_dtype, min_runtime_version", [
+    (contract.UINT8_IO, None), (contract.INT8_IO, 12)])
+def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, int8_io_model,
+                                    standin_on_path, io_dtype, min_runtime_version):
   compiler = standin_on_path("success")
+  model_content = {contract.UINT8_IO: int8_model, contract.INT8_IO: int8_io_model}[io_dtype]
+  params = {constants.REQUIRE_EDGETPU_KEY: True, constants.IO_DTYPE_KEY: io_dtype}
+  if min_runtime_version is not None:
+    params[constants.MIN_RUNTIME_VERSION_KEY] = min_runtime_version
+  expected_runtime = min_runtime_version or constants.DEFAULT_MIN_RUNTIME_VERSION
   destination = str(tmp_path / "dest")
-  pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
-                            **{constants.REQUIRE_EDGETPU_KEY: True,
-                               constants.COMPILER_FLAGS_KEY: json.dumps(["-m", "13"])})
+  pushed_model = run_pusher(tmp_path, model_uri, blessed(tmp_path, model_content), destination,
+                            **params)
   version_dir = os.path.join(destination, "1")
   assert sorted(os.listdir(version_dir)) == sorted([
-      push_manifest.FILE_NAME, push_manifest.MODEL_FILE, push_manifest.EDGETPU_MODEL_FILE,
-      push_manifest.COMPILER_LOG_FILE])
+      push_manifest.FILE_NAME, push_manifest.MODEL_FILE, push_manifest.LABELS_FILE,
+      push_manifest.EDGETPU_MODEL_FILE, push_manifest.COMPILER_LOG_FILE])
   assert_manifest_hashes_match(version_dir)
+  assert read_file(version_dir, push_manifest.MODEL_FILE) == model_content
   manifest = read_manifest(version_dir)
+  assert manifest["input"]["dtype"] == manifest["output"]["dtype"] == io_dtype
   edgetpu = manifest["edgetpu"]
   assert edgetpu["compiled"] is True
   # Everything the stand-in produced is recorded as the stand-in's.
   assert edgetpu["compiler"]["compiler_path"] == compiler
   assert "test stand-in" in edgetpu["compiler"]["compiler_version"]
-  assert "-m" in edgetpu["compiler"]["command"]
-  with open(os.path.join(version_dir, push_manifest.COMPILER_LOG_FILE)) as f:
-    assert "test stand-in" in f.read()
+  command = edgetpu["compiler"]["command"]
+  assert command[command.index("-m") + 1] == str(expected_runtime)
+  # The version the compiled model needs is read from the model the compiler wrote (its package).
+  assert edgetpu["compiler"]["requested_min_runtime_version"] == expected_runtime
+  assert edgetpu["compiler"]["required_runtime_version"] == expected_runtime
+  assert edgetpu_package.required_runtime_version(
+      read_file(version_dir, push_manifest.EDGETPU_MODEL_FILE)) == expected_runtime
+  assert (edgetpu["compiler"]["on_chip_memory_used_bytes"], edgetpu["compiler"][
+      "off_chip_memory_used_bytes"], edgetpu["compiler"]["edgetpu_subgraphs"]) == (
+          pytest.approx(len(model_content), rel=0.01), 0, 1)
+  assert "test stand-in" in read_file(version_dir, push_manifest.COMPILER_LOG_FILE).decode()
   assert (edgetpu["compiler"]["operations_on_edgetpu"] ==
           manifest["edgetpu_compatibility"]["operations_total"])
   assert pushed_model.get_int_custom_property(constants.EDGETPU_COMPILED_KEY) == 1
-  assert pushed_model.get_string_custom_property(constants.EDGETPU_STATUS_KEY).startswith(
-      "compiled:")
+  status = pushed_model.get_string_custom_property(constants.EDGETPU_STATUS_KEY)
+  assert status == edgetpu["status"]
+  operations = manifest["edgetpu_compatibility"]["operations_total"]
+  assert status.startswith(f"compiled: {operations} of {operations} operations run on the Edge "
+                           f"TPU, needs Edge TPU runtime {expected_runtime} or later, ")
+  assert "KiB on-chip, 0 B off-chip parameters, 1 Edge TPU subgraph (" in status
+  assert pushed_model.get_string_custom_property(constants.IO_DTYPE_KEY) == io_dtype
 
 
 @pytest.mark.parametrize("behaviour, params, error, match", [
@@ -216,6 +256,10 @@ def test_push_with_standin_compiler(tmp_path, model_uri, int8_model, standin_on_
     ("hang", {constants.COMPILER_TIMEOUT_SECONDS_KEY: 3}, edgetpu_compiler.EdgeTpuCompilerError,
      "did not finish within 3 s"),
     ("partial", {}, executor.PushError, "did not map every operation"),
+    ("offchip", {}, executor.PushError, r"would run slowly: .* KiB of parameters streamed from "
+     "off-chip memory"),
+    ("subgraphs", {constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY: False}, executor.PushError,
+     "would run slowly: 2 Edge TPU subgraphs"),
 ])
 def test_compiler_problems_fail_the_push(tmp_path, model_uri, int8_model, standin_on_path,
                                          behaviour, params, error, match):
@@ -234,6 +278,59 @@ def test_partial_mapping_can_be_allowed(tmp_path, model_uri, int8_model, standin
   compiler = read_manifest(os.path.join(destination, "1"))["edgetpu"]["compiler"]
   assert compiler["operations_on_cpu"] > 0 and not compiler["fully_mapped"]
   assert pushed_model.get_int_custom_property(constants.PUSHED_KEY) == 1
+
+
+@pytest.mark.parametrize("behaviour, off_chip, subgraphs", [("offchip", True, 1),
+                                                             ("subgraphs", False, 2)])
+def test_slow_compilations_can_be_allowed(tmp_path, model_uri, int8_model, standin_on_path,
+                                          behaviour, off_chip, subgraphs):
+  standin_on_path(behaviour)
+  destination = str(tmp_path / "dest")
+  run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
+             **{constants.REQUIRE_FULL_EDGETPU_MAPPING_KEY: False,
+                constants.REQUIRE_EDGETPU_ON_CHIP_KEY: False})
+  compiler = read_manifest(os.path.join(destination, "1"))["edgetpu"]["compiler"]
+  assert bool(compiler["off_chip_memory_used_bytes"]) is off_chip
+  assert compiler["edgetpu_subgraphs"] == subgraphs
+
+
+@pytest.mark.parametrize("io_dtype, params, match", [
+    (contract.INT8_IO, {constants.MIN_RUNTIME_VERSION_KEY: 11},
+     "min_runtime_version=11: int8 model inputs and outputs need Edge TPU runtime 12 or later"),
+    (contract.UINT8_IO, {constants.MIN_RUNTIME_VERSION_KEY: 9},
+     "min_runtime_version=9: Edge TPU runtime version 9 is below 10"),
+    (contract.UINT8_IO, {constants.COMPILER_FLAGS_KEY: json.dumps(["--min_runtime_version=12"])},
+     "sets the minimum Edge TPU runtime version; use the min_runtime_version setting"),
+])
+def test_runtime_versions_the_model_cannot_have_are_refused(
+    tmp_path, model_uri, int8_model, int8_io_model, standin_on_path, io_dtype, params, match):
+  standin_on_path("success")
+  model_content = {contract.UINT8_IO: int8_model, contract.INT8_IO: int8_io_model}[io_dtype]
+  destination = str(tmp_path / "dest")
+  with pytest.raises((executor.PushError, ValueError), match=match):
+    run_pusher(tmp_path, model_uri, blessed(tmp_path, model_content), destination,
+               **{constants.IO_DTYPE_KEY: io_dtype, **params})
+  assert not os.path.exists(destination)
+
+
+def test_a_uint8_runtime_below_12_compiles(tmp_path, model_uri, int8_model, standin_on_path):
+  standin_on_path("success")
+  destination = str(tmp_path / "dest")
+  run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
+             **{constants.MIN_RUNTIME_VERSION_KEY: 10})
+  compiler = read_manifest(os.path.join(destination, "1"))["edgetpu"]["compiler"]
+  assert compiler["required_runtime_version"] == compiler["requested_min_runtime_version"] == 10
+
+
+def test_an_io_dtype_other_than_the_blessed_ones_is_refused(tmp_path, model_uri, int8_model,
+                                                            no_compiler_on_path):
+  del no_compiler_on_path
+  destination = str(tmp_path / "dest")
+  with pytest.raises(executor.PushError, match="with int8 input and output has sha256 .* refusing "
+                     "to push bytes that were not evaluated .* the same io_dtype"):
+    run_pusher(tmp_path, model_uri, blessed(tmp_path, int8_model), destination,
+               **{constants.IO_DTYPE_KEY: contract.INT8_IO})
+  assert not os.path.exists(destination)
 
 
 def test_bytes_not_blessed_are_refused(tmp_path, model_uri, int8_model, no_compiler_on_path):
