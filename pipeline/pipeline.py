@@ -1,7 +1,12 @@
 """The one definition of the pipeline's wiring; the runners (local, Kubeflow) only run it.
 
 MnistExampleGen → StatisticsGen ← ImportSchemaGen → ExampleValidator → AnomaliesGate → Trainer
-→ Evaluator (against the latest blessed model) → EdgeTpuPusher.
+→ Int8Evaluator (against the deployed model: the newest verified version in the push destination)
+→ EdgeTpuPusher.
+
+Every node is a container component (no Resolver): the open-source Kubeflow Pipelines backend
+refuses any other executor when a run is created, and local runs, Vertex AI and open-source KFP
+then behave alike.
 """
 
 import os
@@ -25,6 +30,11 @@ from pipeline import configs
 from trainer_module import hparams as hparams_lib
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
+# Node ids that run every time, on every runner: their result depends on the push destination (what
+# is deployed), which is no input of theirs, so a cache key of inputs and parameters would hand
+# back a verdict or a push made against another deployed version. TFX 1.16 has only a pipeline-wide
+# cache switch: the runners turn caching off for these nodes in what they compile.
+ALWAYS_RUN = ("Int8Evaluator", "EdgeTpuPusher")
 
 
 def _data_validation(data_dir: str, schema_file: str, allow_anomalies: bool) -> Tuple[Any, ...]:
@@ -105,10 +115,10 @@ def create_pipeline(
     trainer: a key of configs.TRAINER_RUN_FNS.
     train_config: the trainer's hyperparameters (its custom_config), e.g. {"epochs": 3}.
     push_destination: where versions of the Edge TPU model are pushed (default:
-      PIPELINE_ROOT/pushed_models).
+      PIPELINE_ROOT/pushed_models); its newest verified version is the evaluator's baseline.
     min_int8_accuracy, max_quantization_drop, baseline_tolerance: the evaluator's blessing rules
-      (fractions): int8 accuracy floor, float-minus-int8 limit, allowed shortfall vs. the last
-      blessed model.
+      (fractions): int8 accuracy floor, float-minus-int8 limit, allowed shortfall vs. the deployed
+      model.
     compiler_path, compiler_flags: edgetpu_compiler to run (default: found on PATH) and extra flags.
     compiler_timeout_seconds: kill the compiler and fail the push after this many seconds.
     require_edgetpu: fail the push when no Edge TPU binary can be produced.
@@ -129,16 +139,12 @@ def create_pipeline(
   # The stock Trainer has no anomalies input: this edge is what stops training on bad data.
   trainer_component.add_upstream_node(anomalies_gate)
 
-  # The model to beat: the newest model the evaluator blessed in an earlier run of this pipeline.
-  latest_blessed_model = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id("latest_blessed_model_resolver")
+  destination = push_destination or paths.default_push_destination(pipeline_root)
+  # The model to beat is what is deployed: the newest verified version the pusher published there.
   evaluator = evaluator_component.Int8Evaluator(
       examples=example_gen.outputs["examples"],
       model=trainer_component.outputs["model"],
-      baseline_model=latest_blessed_model.outputs["model"],
+      push_destination=destination,
       min_int8_accuracy=min_int8_accuracy,
       max_quantization_drop=max_quantization_drop,
       baseline_tolerance=baseline_tolerance,
@@ -147,7 +153,7 @@ def create_pipeline(
       model=trainer_component.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
       evaluation=evaluator.outputs["evaluation"],
-      push_destination=push_destination or paths.default_push_destination(pipeline_root),
+      push_destination=destination,
       compiler_path=compiler_path,
       compiler_flags=compiler_flags,
       compiler_timeout_seconds=compiler_timeout_seconds,
@@ -157,7 +163,7 @@ def create_pipeline(
 
   components: List[Any] = [
       example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
-      trainer_component, latest_blessed_model, evaluator, pusher
+      trainer_component, evaluator, pusher
   ]
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
