@@ -8,7 +8,7 @@ trains a model.
 import pytest
 
 pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model", "tests.fixtures_serving",
-                  "tests.fixtures_wheel", "tests.data_validation"]
+                  "tests.fixtures_wheel", "tests.data_validation", "tests.fixtures_object_store"]
 
 # Fixtures that run MnistExampleGen's Beam pipeline or train a model (seconds each).
 _HEAVY_FIXTURES = frozenset({

@@ -27,6 +27,7 @@ from core import contract
 from core import paths
 from pipeline import code_fingerprint
 from pipeline import configs
+from pipeline import object_store
 from trainer_module import hparams as hparams_lib
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
@@ -37,9 +38,10 @@ SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema",
 ALWAYS_RUN = ("Int8Evaluator", "EdgeTpuPusher")
 
 
-def _data_validation(data_dir: str, schema_file: str, allow_anomalies: bool) -> Tuple[Any, ...]:
+def _data_validation(data_dir: str, data_fingerprint: Optional[str], schema_file: str,
+                     allow_anomalies: bool) -> Tuple[Any, ...]:
   """MnistExampleGen -> StatisticsGen <- ImportSchemaGen -> ExampleValidator -> AnomaliesGate."""
-  example_gen = MnistExampleGen(input_dir=data_dir)
+  example_gen = MnistExampleGen(input_dir=data_dir, input_fingerprint=data_fingerprint)
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
   # The schema marks `label` categorical, so its statistics carry the value distribution that the
   # train/eval skew comparator needs.
@@ -82,6 +84,7 @@ def _trainer_config(trainer: str, train_config: Optional[Dict[str, Any]],
 def create_pipeline(
     pipeline_root: str,
     data_dir: str,
+    data_fingerprint: Optional[str] = None,
     pipeline_name: str = configs.PIPELINE_NAME,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -105,6 +108,8 @@ def create_pipeline(
   Args:
     pipeline_root: where every artifact is written (any fileio path).
     data_dir: the MNIST-format IDX files (the four standard names, gzipped or raw).
+    data_fingerprint: their `idx.input_fingerprint`, for orchestrators that do not run
+      MnistExampleGen's driver (Kubeflow Pipelines), so that the cache key follows the data.
     pipeline_name: the MLMD context; runs of one name share cache and blessed-model history.
       It must follow configs.PIPELINE_NAME_RULE (Kubeflow's), else ValueError.
     metadata_connection_config: MLMD connection (None on Kubeflow, which brings its own).
@@ -127,7 +132,7 @@ def create_pipeline(
   configs.check_pipeline_name(pipeline_name)
   custom_config = _trainer_config(trainer, train_config, pipeline_root)
   example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate = (
-      _data_validation(data_dir, schema_file, allow_anomalies))
+      _data_validation(data_dir, data_fingerprint, schema_file, allow_anomalies))
   trainer_component = tfx.components.Trainer(
       run_fn=configs.TRAINER_RUN_FNS[trainer],
       examples=example_gen.outputs["examples"],
@@ -165,11 +170,14 @@ def create_pipeline(
       example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
       trainer_component, evaluator, pusher
   ]
+  code_fingerprint.stamp(components)  # Each cache key follows its component's code.
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
       components=components,
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=beam_pipeline_args or [],
+      # Beam's workers import the s3:// filesystem too when a path is on s3://.
+      beam_pipeline_args=object_store.beam_args([pipeline_root, data_dir, destination],
+                                                beam_pipeline_args or []),
   )

@@ -140,7 +140,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       _ = (pipeline
            | "PlanShards" >> beam.Create(shards)
            | "WriteShards" >> beam.ParDo(_WriteShard(sources, examples.uri)))
-    fileio.rmtree(os.path.join(examples.uri, STAGING_DIR_NAME))
+    staging_dir = os.path.join(examples.uri, STAGING_DIR_NAME)
+    if fileio.exists(staging_dir):  # Object stores have no empty directories: none may be left.
+      fileio.rmtree(staging_dir)
 
     examples.split_names = artifact_utils.encode_split_names(list(sources))
     examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
