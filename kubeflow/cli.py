@@ -17,6 +17,40 @@ from pipeline import options
 from . import submit
 
 
+def env_variable(text: str):
+  """An argparse type: NAME=VALUE."""
+  name, sep, value = text.partition("=")
+  if not sep or not name:
+    raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+  return name, value
+
+
+def secret_variable(text: str):
+  """An argparse type: SECRET:KEY=NAME, as runner.SecretEnv."""
+  from . import runner
+  secret_key, sep, name = text.partition("=")
+  secret, colon, key = secret_key.partition(":")
+  if not (sep and colon and secret and key and name):
+    raise argparse.ArgumentTypeError(f"expected SECRET:KEY=NAME, got {text!r}")
+  return runner.SecretEnv(secret, key, name)
+
+
+def _add_pod_options(parser: argparse.ArgumentParser) -> None:
+  """What every task's pod gets besides the image: variables, and variables from secrets."""
+  parser.add_argument(
+      "--env", action="append", default=[], type=env_variable, metavar="NAME=VALUE",
+      help="A variable of every task's container, repeatable, e.g. the object store's "
+      "--env AWS_ENDPOINT_URL=http://minio-service.kubeflow:9000 --env AWS_REGION=us-east-1. "
+      "Not for secrets: the spec is stored and shown in clear.")
+  parser.add_argument(
+      "--secret-env", action="append", default=[], type=secret_variable,
+      metavar="SECRET:KEY=NAME",
+      help="A variable every task's pod takes from KEY of the Kubernetes secret SECRET in the "
+      "run's namespace (the platform spec kfp-kubernetes' use_secret_as_env writes), repeatable, "
+      "e.g. --secret-env mlpipeline-minio-artifact:accesskey=AWS_ACCESS_KEY_ID "
+      "--secret-env mlpipeline-minio-artifact:secretkey=AWS_SECRET_ACCESS_KEY.")
+
+
 def _add_compile_options(parser: argparse.ArgumentParser) -> None:
   """What both subcommands compile: the image, the cluster's paths and the shared options."""
   parser.add_argument("--image", required=True,
@@ -37,13 +71,14 @@ def _add_compile_options(parser: argparse.ArgumentParser) -> None:
                       "fingerprint the data for the cache key.")
   parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME, type=options.pipeline_name,
                       help=f"The pipeline's name, following {configs.PIPELINE_NAME_RULE}; runs of "
-                      "one name share ML Metadata's history of blessed models "
+                      "one name share Kubeflow Pipelines' cache "
                       "(default: %(default)s).")
   options.add_beam_args(parser, "Default: Beam's DirectRunner inside each component's pod; "
                         "e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P "
                         "--beam-arg=--region=R --beam-arg=--temp_location=gs://bucket/tmp, or "
                         "--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=HOST:8081 "
                         "--beam-arg=--environment_type=EXTERNAL ...")
+  _add_pod_options(parser)
   options.add_pipeline_options(parser)
 
 
@@ -116,7 +151,7 @@ def _compile(args: argparse.Namespace, output: str):
     return runner.compile_pipeline(
         output, image=args.image, pipeline_root=args.pipeline_root, data_dir=args.data_dir,
         beam_pipeline_args=args.beam_args, pipeline_name=args.pipeline_name,
-        **options.pipeline_options(args))
+        env=dict(args.env), secret_env=args.secret_env, **options.pipeline_options(args))
   except errors.PipelineInputError:
     raise
   except ValueError as error:  # Refused by create_pipeline (thresholds, hyperparameters, ...).

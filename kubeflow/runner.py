@@ -21,10 +21,11 @@ depends on what is deployed (pipeline.ALWAYS_RUN). The image is part of the key 
 tag is warned about (`mutable_image_warning`).
 """
 
+import dataclasses
 import json
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from core.errors import PipelineInputError
 from pipeline import configs
@@ -127,6 +128,63 @@ def data_fingerprint(data_dir: str) -> str:
   return fingerprint
 
 
+# Secrets never go into the spec's plain env: the backend stores the spec, the UI shows it.
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretEnv:
+  """A variable every task's pod takes from a key of a Kubernetes secret in the run's namespace:
+  kfp-kubernetes' `use_secret_as_env`, i.e. the platform spec's `secretAsEnv`, which the
+  open-source backend's driver applies from 2.0.0 (backend/src/v2/driver/driver.go,
+  extendPodSpecPatch: 2.0.0 :502-515, 2.5.0 :893)."""
+  secret: str
+  key: str
+  env_var: str
+
+
+def pod_environment(job: Dict[str, Any], env: Mapping[str, str],
+                    secret_env: Sequence[SecretEnv]) -> Optional[Dict[str, Any]]:
+  """Gives every container task the variables `env` (its `container.env`) and returns the
+  Kubernetes platform spec that gives them `secret_env` (None when there is none).
+
+  Raises:
+    PipelineInputError: a secret's value (SECRET_VARIABLES) given as a plain variable.
+  """
+  for name in env:
+    if name in SECRET_VARIABLES:
+      raise PipelineInputError(
+          f"--env {name}: a secret would be stored in the spec in clear; give it with "
+          f"--secret-env SECRET:KEY={name} (a Kubernetes secret in the run's namespace).")
+  executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+  labels = sorted(label for label, executor in executors.items() if "container" in executor)
+  for label in labels if env else ():
+    executors[label]["container"]["env"] = [{"name": k, "value": v} for k, v in env.items()]
+  if not secret_env:
+    return None
+  by_secret: Dict[str, List[Dict[str, str]]] = {}
+  for item in secret_env:
+    by_secret.setdefault(item.secret, []).append({"secretKey": item.key, "envVar": item.env_var})
+  secret_as_env = [{"secretName": name, "keyToEnv": keys} for name, keys in by_secret.items()]
+  return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
+      label: {"secretAsEnv": secret_as_env} for label in labels}}}}}
+
+
+def _write(output_file: str, job: Dict[str, Any], platform_spec: Optional[Dict[str, Any]]) -> None:
+  """The spec file, replaced only once complete: the PipelineJob (.json), or the PipelineSpec
+  followed by the platform spec when there is one (.yaml, the documents kfp's client reads)."""
+  import yaml
+  os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
+  partial = output_file + ".partial"
+  with open(partial, "w") as f:
+    if output_file.endswith(JSON_SUFFIX):
+      json.dump(job, f, sort_keys=True, indent=1)
+    else:
+      yaml.safe_dump_all([job["pipelineSpec"]] + ([platform_spec] if platform_spec else []), f,
+                         sort_keys=True)
+  os.replace(partial, output_file)
+
+
 def _always_run(job: Dict[str, Any]) -> None:
   """Caching off for the tasks of pipeline.ALWAYS_RUN (TFX compiles one switch for all)."""
   from pipeline import pipeline as pipeline_def
@@ -138,12 +196,15 @@ def _always_run(job: Dict[str, Any]) -> None:
 def compile_pipeline(output_file: str, image: str, pipeline_root: str, data_dir: str,
                      beam_pipeline_args: Optional[List[str]] = None,
                      pipeline_name: str = configs.PIPELINE_NAME,
+                     env: Optional[Mapping[str, str]] = None,
+                     secret_env: Sequence[SecretEnv] = (),
                      **pipeline_kwargs: Any) -> Dict[str, Any]:
   """Writes the pipeline spec to OUTPUT_FILE and returns the PipelineJob as a dict.
 
   A `.yaml`/`.yml` file holds the PipelineSpec (what the KFP UI and `kfp.Client` upload), with the
-  pipeline root as its `defaultPipelineRoot`; a `.json` file holds the whole PipelineJob TFX writes
-  (PipelineSpec plus runtimeConfig, the format Vertex AI takes). Paths are checked, and the data
+  pipeline root as its `defaultPipelineRoot`, then the Kubernetes platform spec when `secret_env`
+  is given; a `.json` file holds the whole PipelineJob TFX writes (PipelineSpec plus
+  runtimeConfig, the format Vertex AI takes). Paths are checked, and the data
   read for its fingerprint, before anything is written; the file is replaced only once complete.
 
   Args:
@@ -153,17 +214,23 @@ def compile_pipeline(output_file: str, image: str, pipeline_root: str, data_dir:
       able to read data_dir too (its fingerprint).
     beam_pipeline_args: Beam options for every Beam-based component.
     pipeline_name: the pipeline's name.
+    env: variables of every task's container (e.g. AWS_ENDPOINT_URL, AWS_REGION).
+    secret_env: variables every task's pod takes from Kubernetes secrets (e.g. the S3
+      credentials); .yaml only.
     **pipeline_kwargs: any other `create_pipeline` argument (training, blessing, push settings).
 
   Raises:
-    PipelineInputError: a path the pods could not read, data that cannot be read here, or an
-      unknown file suffix.
+    PipelineInputError: a path the pods could not read, data that cannot be read here, a secret
+      given as a plain variable, secrets for a .json spec, or an unknown file suffix.
   """
   from tfx import v1 as tfx
 
   from pipeline import pipeline as pipeline_def
   if not output_file.endswith(YAML_SUFFIXES + (JSON_SUFFIX,)):
     raise PipelineInputError(f"{output_file!r}: the spec file must end in .yaml, .yml or .json.")
+  if secret_env and output_file.endswith(JSON_SUFFIX):
+    raise PipelineInputError(f"{output_file!r}: --secret-env needs a .yaml spec; Vertex AI's "
+                             "PipelineJob has no Kubernetes platform spec.")
   paths = {"--pipeline-root": pipeline_root, "--data-dir": data_dir,
            "--push-destination": pipeline_kwargs.get("push_destination")}
   check_object_store_uris(paths)
@@ -180,15 +247,6 @@ def compile_pipeline(output_file: str, image: str, pipeline_root: str, data_dir:
   job = runner.run(pipeline, write_out=False)
   job["pipelineSpec"]["defaultPipelineRoot"] = pipeline_root
   _always_run(job)
-  output_dir = os.path.dirname(os.path.abspath(output_file))
-  os.makedirs(output_dir, exist_ok=True)
-  partial = output_file + ".partial"
-  with open(partial, "w") as f:
-    if output_file.endswith(JSON_SUFFIX):
-      json.dump(job, f, sort_keys=True, indent=1)
-    else:
-      import yaml
-      yaml.safe_dump(job["pipelineSpec"], f, sort_keys=True)
-  os.replace(partial, output_file)
+  _write(output_file, job, pod_environment(job, env or {}, secret_env))
   return job
 

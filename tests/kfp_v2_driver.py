@@ -38,9 +38,11 @@ every rule below cites the Go source at tag 2.5.0):
   (objectstore/config.go:86-97), uploads each output's local path when it exists, else logs
   `Local filepath %q does not exist` and records the artifact anyway (launcher_v2.go:540-594,
   object_store.go:88-121). Tasks share nothing but the object store: each has a scratch directory
-  of its own (its container's filesystem) and the environment its pod would have (the spec's
-  container env, KFP_POD_NAME/UID, the ML Metadata service address, and what the test gives as
-  the platform's env, e.g. credentials kfp-kubernetes' use_secret_as_env would inject).
+  of its own (its container's filesystem) and the environment its pod would have, nothing of this
+  process's: the spec's container env, KFP_POD_NAME/UID and the ML Metadata service address
+  (argocompiler/container.go, common.go), the variables the Kubernetes platform spec takes from
+  the namespace's secrets (`secretAsEnv`, driver.go:893-906; a missing secret or key and the pod
+  never starts), and what the test gives as the platform's own (e.g. TF_CPP_MIN_LOG_LEVEL).
 - Caching: a task whose cachingOptions enable it is keyed by its inputs' artifact names,
   parameter values, output specs without URIs, image, command and arguments
   (cacheutils/cache.go GenerateCacheKey, driver.go:1306-1321, 2528-2541); a key a completed
@@ -97,7 +99,14 @@ def read_pipeline_spec(spec_file: str) -> Dict[str, Any]:
   with open(spec_file) as f:
     if spec_file.endswith(".json"):
       return json.load(f)["pipelineSpec"]
-    return yaml.safe_load(f)
+    return next(yaml.safe_load_all(f))
+
+
+def read_platform_spec(spec_file: str) -> Optional[Dict[str, Any]]:
+  """The platform spec following the PipelineSpec in a .yaml file, or None."""
+  with open(spec_file) as f:
+    documents = [doc for doc in yaml.safe_load_all(f) if doc]
+  return documents[1] if len(documents) > 1 else None
 
 
 class Backend(enum.Enum):
@@ -396,7 +405,9 @@ class PipelineSpecRunner:
   stand-in (in memory) and one object store (the `store_client`, an S3 client)."""
 
   def __init__(self, spec: Dict[str, Any], backend: Backend, store_client: Any, work_dir: str,
-               task_launcher: TaskLauncher, platform_env: Optional[Mapping[str, str]] = None):
+               task_launcher: TaskLauncher, platform_env: Optional[Mapping[str, str]] = None,
+               platform_spec: Optional[Dict[str, Any]] = None,
+               secrets: Optional[Mapping[str, Mapping[str, str]]] = None):
     """
     Args:
       spec: the PipelineSpec (what `pipeline.yaml` holds); may be replaced between runs.
@@ -404,10 +415,15 @@ class PipelineSpecRunner:
       store_client: the launcher's S3 client of the object store.
       work_dir: where each task's container filesystem (its scratch directory) is made.
       task_launcher: runs a task's command (see `TaskLauncher`).
-      platform_env: environment the platform gives every task's pod besides KFP's own (e.g.
-        credentials from a Kubernetes secret, TF_CPP_MIN_LOG_LEVEL).
+      platform_env: environment every task's pod gets from the platform besides KFP's own and
+        the spec's (e.g. TF_CPP_MIN_LOG_LEVEL; on Vertex AI, what its service account provides).
+      platform_spec: the spec's Kubernetes platform spec (open source: its `secretAsEnv` is
+        applied, driver.go extendPodSpecPatch :893).
+      secrets: the Kubernetes secrets of the run's namespace, {name: {key: value}}.
     """
     self.spec = spec
+    self.platform_spec = platform_spec or {}
+    self.secrets = dict(secrets or {})
     self.backend = backend
     self.store = StoreSide(store_client)
     self.work_dir = work_dir
@@ -555,10 +571,31 @@ class PipelineSpecRunner:
       local = self.local_path(scratch, artifact_list["artifacts"][0]["uri"])
       os.makedirs(os.path.dirname(local), exist_ok=True)
 
-  def _pod_env(self, run: _Run, name: str, container: Mapping[str, Any],
+  def _secret_env(self, label: str) -> Dict[str, str]:
+    """The variables the platform spec takes from secrets for executor `label`.
+
+    Raises:
+      RunFailed: a secret or key the namespace lacks (the pod never starts; kubelet's words).
+    """
+    executors = self.platform_spec.get("platforms", {}).get("kubernetes", {}).get(
+        "deploymentSpec", {}).get("executors", {})
+    env = {}
+    for secret in executors.get(label, {}).get("secretAsEnv", []):
+      values = self.secrets.get(secret["secretName"])
+      if values is None:
+        raise RunFailed(f"{label}: CreateContainerConfigError: secret "
+                        f"{json.dumps(secret['secretName'])} not found")
+      for item in secret["keyToEnv"]:
+        if item["secretKey"] not in values:
+          raise RunFailed(f"{label}: CreateContainerConfigError: couldn't find key "
+                          f"{item['secretKey']} in Secret kubeflow/{secret['secretName']}")
+        env[item["envVar"]] = values[item["secretKey"]]
+    return env
+
+  def _pod_env(self, run: _Run, label: str, container: Mapping[str, Any],
                scratch: str) -> Dict[str, str]:
     """The pod's environment: its own HOME and /tmp, KFP's variables (argocompiler/container.go,
-    common.go), the spec's container env, the platform's."""
+    common.go), the spec's container env and secrets (open source), the platform's."""
     env = {"HOME": os.path.join(scratch, "root"), "TMPDIR": os.path.join(scratch, "tmp")}
     if self.backend is Backend.OPEN_SOURCE:
       env.update({"KFP_POD_NAME": f"{self.pipeline_name}-{run.run_id[:5]}-{len(run.tasks)}",
@@ -566,6 +603,8 @@ class PipelineSpecRunner:
                   "METADATA_GRPC_SERVICE_HOST": "metadata-grpc-service.kubeflow",
                   "METADATA_GRPC_SERVICE_PORT": "8080"})
     env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    if self.backend is Backend.OPEN_SOURCE:
+      env.update(self._secret_env(label))
     env.update(self.platform_env)
     for directory in (env["HOME"], env["TMPDIR"]):
       os.makedirs(directory, exist_ok=True)
@@ -588,8 +627,8 @@ class PipelineSpecRunner:
     log_path = (self.local_path(scratch, logs["artifacts"][0]["uri"]) if logs else
                 os.path.join(scratch, "pod.log"))
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    command = TaskCommand(argv, self._pod_env(run, name, container, scratch), scratch,
-                          container.get("image", ""))
+    command = TaskCommand(argv, self._pod_env(run, component["executorLabel"], container, scratch),
+                          scratch, container.get("image", ""))
     with open(log_path, "wb") as log:
       returncode = self.task_launcher(command, log)
     if returncode != 0:

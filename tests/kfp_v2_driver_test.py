@@ -14,6 +14,7 @@ TASK_SCRIPT = """
 import json, os, sys
 executor_input = json.loads(sys.argv[1])
 print("environment:", json.dumps(sorted(os.environ)))
+print("from secret:", os.environ.get("FROM_SECRET"))
 print("cwd:", os.getcwd())
 out = executor_input["outputs"]["artifacts"]["out"]["artifacts"][0]
 mode = os.environ.get("STAND_IN_MODE", "")
@@ -67,9 +68,13 @@ def runner(s3_store, tmp_path):
   for key, body in (("data/a.txt", b"a"), ("data/sub/b.txt", b"b"), ("data_sibling/c", b"c")):
     client.put_object(Bucket=bucket, Key=key, Body=body)
   pipeline_spec = json.loads(json.dumps(spec()).replace("BUCKET", bucket))
+  platform_spec = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"task": {
+      "secretAsEnv": [{"secretName": "credentials", "keyToEnv": [
+          {"secretKey": "accesskey", "envVar": "FROM_SECRET"}]}]}}}}}}
   driver = kfp_v2_driver.PipelineSpecRunner(
       pipeline_spec, kfp_v2_driver.Backend.OPEN_SOURCE, client, str(tmp_path / "pods"),
-      kfp_v2_driver.SubprocessTaskLauncher(python_path=str(tmp_path / "site")), {"PLATFORM": "1"})
+      kfp_v2_driver.SubprocessTaskLauncher(python_path=str(tmp_path / "site")), {"PLATFORM": "1"},
+      platform_spec, secrets={"credentials": {"accesskey": "key-id"}})
   driver.root = f"s3://{bucket}/root"
   return driver
 
@@ -84,6 +89,7 @@ def test_a_task_runs_in_its_own_container_with_its_pods_environment(runner, monk
   assert "FROM_THE_TEST_PROCESS" not in environment
   assert {"FROM_SPEC", "PLATFORM", "KFP_POD_NAME", "KFP_POD_UID", "HOME", "TMPDIR",
           "METADATA_GRPC_SERVICE_HOST"} <= set(environment)
+  assert "from secret: key-id" in log  # The platform spec's secretAsEnv.
   assert f"cwd: {task.scratch_dir}" in log
   # The input, downloaded under /s3 of the container, with the sibling key 2.5 lists too.
   data = runner.local_path(task.scratch_dir, tasks["importer"].outputs["artifact"][0].uri)
@@ -116,6 +122,17 @@ def test_a_second_run_is_served_from_the_cache_unless_the_task_disables_it(runne
 ])
 def test_a_failing_task_fails_the_run(runner, mode, error):
   runner.platform_env["STAND_IN_MODE"] = mode
+  with pytest.raises(kfp_v2_driver.RunFailed, match=error):
+    runner.run(runner.root)
+
+
+@pytest.mark.parametrize("secrets, error", [
+    ({}, 'task: CreateContainerConfigError: secret "credentials" not found'),
+    ({"credentials": {}}, "task: CreateContainerConfigError: couldn't find key accesskey in "
+     "Secret kubeflow/credentials"),
+])
+def test_a_pod_whose_secret_is_missing_never_starts(runner, secrets, error):
+  runner.secrets = secrets
   with pytest.raises(kfp_v2_driver.RunFailed, match=error):
     runner.run(runner.root)
 

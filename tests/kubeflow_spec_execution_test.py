@@ -21,6 +21,7 @@ from core import evaluation_metrics
 from core import int8_tflite
 from core import push_manifest
 from mnist_tfx import cli
+from tests import fixtures_object_store
 from tests import kfp_v2_driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # Three runs, ~20 task processes.
@@ -33,38 +34,49 @@ DATA_TASKS = ("MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleVal
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
-def compile_spec(tmp_path_factory, data_dir: str, root: str, seed: int) -> dict:
+def compile_spec(tmp_path_factory, data_dir: str, root: str, seed: int, *pod_args: str):
+  """(PipelineSpec, platform spec or None) of `mnist-tfx kubeflow compile`."""
   spec_file = str(tmp_path_factory.mktemp("spec") / "pipeline.yaml")
   assert cli.main([
       "kubeflow", "compile", "--output", spec_file, "--image", IMAGE, "--pipeline-root", root,
-      "--data-dir", data_dir, "--beam-arg=--direct_running_mode=in_memory",
+      "--data-dir", data_dir, "--beam-arg=--direct_running_mode=in_memory", *pod_args,
       # One small epoch; bless from 0.5 and whatever the baseline did, so every run pushes.
       "--epochs", "1", "--train-config", "batch_size=16", "--train-config", "max_shift=0",
       "--train-config", f"seed={seed}", "--min-int8-accuracy", "0.5",
       "--max-quantization-drop", "0.5", "--baseline-tolerance", "1.0"]) == 0
-  return kfp_v2_driver.read_pipeline_spec(spec_file)
+  return (kfp_v2_driver.read_pipeline_spec(spec_file),
+          kfp_v2_driver.read_platform_spec(spec_file))
 
 
 @pytest.fixture(scope="module")
 def runs(s3_store, s3_mnist_slice, unpacked_wheel, tmp_path_factory):
-  """{"open source 1", "open source 2", "vertex": {task: TaskRun}}, and the roots."""
+  """({"open source 1", "open source 2", "vertex": {task: TaskRun}}, their roots)."""
   launcher = kfp_v2_driver.SubprocessTaskLauncher(unpacked_wheel)
-  platform_env = {**s3_store.env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+  quiet = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+  # The store's endpoint in the spec, its credentials from a secret of the run's namespace.
+  endpoint = ["--env", f"AWS_ENDPOINT_URL={s3_store.endpoint}", "--env",
+              f"AWS_REGION={fixtures_object_store.REGION}"]
+  secret = ["--secret-env", "s3-credentials:accesskey=AWS_ACCESS_KEY_ID",
+            "--secret-env", "s3-credentials:secretkey=AWS_SECRET_ACCESS_KEY"]
+  secrets = {"s3-credentials": {"accesskey": fixtures_object_store.ACCESS_KEY_ID,
+                                "secretkey": fixtures_object_store.SECRET_ACCESS_KEY}}
   oss_root = f"s3://{s3_store.new_bucket('oss')}/root"
+  spec, platform = compile_spec(tmp_path_factory, s3_mnist_slice, oss_root, 0, *endpoint, *secret)
   oss = kfp_v2_driver.PipelineSpecRunner(
-      compile_spec(tmp_path_factory, s3_mnist_slice, oss_root, seed=0),
-      kfp_v2_driver.Backend.OPEN_SOURCE, s3_store.client(), str(tmp_path_factory.mktemp("pods")),
-      launcher, platform_env)
+      spec, kfp_v2_driver.Backend.OPEN_SOURCE, s3_store.client(),
+      str(tmp_path_factory.mktemp("pods")), launcher, quiet, platform, secrets)
   done = {"open source 1": oss.run(oss_root)}
   # The same pipeline resubmitted with another seed: a new model, which the evaluator must
   # compare with the one run 1 deployed.
-  oss.spec = compile_spec(tmp_path_factory, s3_mnist_slice, oss_root, seed=1)
+  oss.spec, oss.platform_spec = compile_spec(tmp_path_factory, s3_mnist_slice, oss_root, 1,
+                                             *endpoint, *secret)
   done["open source 2"] = oss.run(oss_root)
+  # Vertex AI: no Kubernetes secrets; the credentials are the job's environment.
   vertex_root = f"s3://{s3_store.new_bucket('vertex')}/root"
   vertex = kfp_v2_driver.PipelineSpecRunner(
-      compile_spec(tmp_path_factory, s3_mnist_slice, vertex_root, seed=0),
+      compile_spec(tmp_path_factory, s3_mnist_slice, vertex_root, 0, *endpoint)[0],
       kfp_v2_driver.Backend.VERTEX, s3_store.client(), str(tmp_path_factory.mktemp("vertex")),
-      launcher, platform_env)
+      launcher, {**quiet, **s3_store.env})
   done["vertex"] = vertex.run(vertex_root)
   for name, tasks in done.items():
     print(f"{name}: " + ", ".join(f"{t} {'cached' if r.cached else f'{r.seconds:.0f}s'}"

@@ -136,8 +136,9 @@ class KfpApiServerStandIn(http.server.BaseHTTPRequestHandler):
     if self.mode == "stale-experiment" or body["experiment_id"] not in self.experiments:
       self._reply(404, UNKNOWN_EXPERIMENT)
       return
+    spec = body["pipeline_spec"]
     try:
-      kfp_v2_driver.check_run_creation(body["pipeline_spec"])
+      kfp_v2_driver.check_run_creation(spec.get("pipeline_spec", spec))
     except kfp_v2_driver.RunCreationRefused as refused:
       self._reply(refused.status, refused.body)
       return
@@ -237,6 +238,20 @@ def test_submit_sends_the_compiled_spec_to_the_named_experiment_with_the_token(
   assert json.loads(custom_config["constant"])["epochs"] == 3
   assert tasks["Int8Evaluator"]["inputs"]["parameters"]["min_int8_accuracy"][
       "runtimeValue"]["constant"] == 0.97
+
+
+def test_a_platform_spec_is_sent_beside_the_pipeline_spec(api_server, token_file, tmp_path,
+                                                          compile_args):
+  """As kfp's client sends a spec with kfp-kubernetes settings (its _PipelineDoc.to_dict)."""
+  spec = str(tmp_path / "pipeline.yaml")
+  code, _, err = run_cli("kubeflow", "submit", "--host", api_server, "--token-path", token_file,
+                         "--output", spec, "--env", "AWS_ENDPOINT_URL=http://minio:9000",
+                         "--secret-env", "mlpipeline-minio-artifact:accesskey=AWS_ACCESS_KEY_ID",
+                         *compile_args)
+  assert code == 0, err
+  (run,) = [r["body"] for r in requests_to("/runs")]
+  assert run["pipeline_spec"] == {"pipeline_spec": kfp_v2_driver.read_pipeline_spec(spec),
+                                  "platform_spec": kfp_v2_driver.read_platform_spec(spec)}
 
 
 def test_an_existing_experiment_is_reused(api_server, token_file, spec_file):

@@ -10,7 +10,7 @@ _ROUNDING = 1e-9
 # The pipeline's default rules (also the `mnist-tfx run` defaults).
 DEFAULT_MIN_INT8_ACCURACY = 0.99
 DEFAULT_MAX_QUANTIZATION_DROP = 0.005  # 0.5 percentage points.
-# The last blessed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
+# The deployed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
 # test images): wider than retraining noise, narrower than a real regression.
 DEFAULT_BASELINE_TOLERANCE = 0.002
 
