@@ -78,8 +78,18 @@ class DeployedVersion(_Schema):
 class BaselineMetrics(_Schema):
   """The deployed version the candidate was compared with: its int8 bytes run on the same
   examples with the same runtime as the candidate's."""
-  deployed: DeployedVersion
+  deployed: Optional[DeployedVersion] = None
+  # Files written before the baseline was the deployed version name the last blessed model in ML
+  # Metadata instead; they are still read (a pushed version's model.json holds its metrics.json).
+  model: Optional[ModelInfo] = None
   int8: Int8Metrics
+
+  @pydantic.model_validator(mode="after")
+  def _names_one_baseline(self) -> "BaselineMetrics":
+    if (self.deployed is None) == (self.model is None):
+      raise ValueError("a baseline is either 'deployed' (a pushed version) or, in older files, "
+                       "'model'")
+    return self
 
 
 class Thresholds(_Schema):

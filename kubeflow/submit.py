@@ -156,7 +156,7 @@ def _experiment_id(api: _Api, name: str, namespace: Optional[str]) -> str:
   query = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name",
                                       "stringValue": name}]})
   found = api.call("the experiment lookup", api.experiments.list_experiments, filter=query,
-                   namespace=namespace or "")
+                   namespace=namespace)
   for experiment in found.get("experiments") or []:
     if experiment.get("display_name") == name and experiment.get("experiment_id"):
       return experiment["experiment_id"]

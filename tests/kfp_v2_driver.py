@@ -55,8 +55,9 @@ VERTEX, Vertex AI Pipelines as TFX compiles for it: inputs keep the type their p
 the output file is a remote URI beside the outputs (ROOT/<project>/<run>/<task>_<uuid>/), the
 task writes its outputs itself, nothing is downloaded or uploaded, no executor-logs, no cache.
 
-Not reproduced: parallel tasks, retries, resource limits, Kubernetes platform specs, the run's
-bookkeeping in the API server and UI, Go's exact JSON and stack traces in messages, TLS.
+Not reproduced: parallel tasks, retries, resource limits, the Kubernetes platform spec beyond
+`secretAsEnv`, the kfp-launcher ConfigMap's store settings (the launcher's own S3 client is given),
+the run's bookkeeping in the API server and UI, Go's exact JSON and stack traces in messages, TLS.
 
 How a task's command runs is pluggable (`TaskLauncher`): `SubprocessTaskLauncher` runs it as a
 subprocess of this machine's Python with the project's unpacked wheel on PYTHONPATH (what the
@@ -538,7 +539,6 @@ class PipelineSpecRunner:
                  inputs: Dict[str, List[Artifact]]) -> TaskRun:
     """A container task: the cache lookup, then its launcher in a container of its own."""
     scratch = os.path.join(run.work_dir, name)
-    os.makedirs(scratch)
     executor_input = self._executor_input(run, name, task, component, inputs, scratch)
     fingerprint = None
     if (self.backend is Backend.OPEN_SOURCE and
@@ -548,6 +548,7 @@ class PipelineSpecRunner:
       if cached is not None:
         return TaskRun(name, inputs, cached, executor_input, cached=True)
     task_run = TaskRun(name, inputs, {}, executor_input, scratch)
+    os.makedirs(scratch)  # The task's pod: a cached task never gets one (driver.go:355-377).
     if self.backend is Backend.OPEN_SOURCE:
       self._download_inputs(executor_input, scratch)
     self._launch(run, name, component, container, executor_input, scratch)

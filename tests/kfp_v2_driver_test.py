@@ -9,6 +9,8 @@ import pytest
 
 from tests import kfp_v2_driver
 
+pytestmark = pytest.mark.integration  # Starts the object store stand-in and task processes.
+
 # A task that records what its container got, writes one output itself and an ExecutorOutput.
 TASK_SCRIPT = """
 import json, os, sys
