@@ -1,4 +1,4 @@
-"""metrics.json's baseline: the deployed version it was compared with, and older files still read."""
+"""metrics.json's baseline: the deployed version compared with, and older files still read."""
 
 import pydantic
 import pytest
