@@ -77,9 +77,10 @@ def check_object_store_uris(paths: Mapping[str, Optional[str]]) -> None:
       raise PipelineInputError(
           f"{option} {path!r}: minio:// is a name only the Kubeflow Pipelines launcher knows; the "
           "components reach MinIO through s3://. Pass s3://"
-          f"{path[len(MINIO_SCHEME):]} and give the pods the MinIO endpoint as AWS_ENDPOINT_URL "
-          "(e.g. http://minio-service.kubeflow:9000) and its credentials as AWS_ACCESS_KEY_ID "
-          "and AWS_SECRET_ACCESS_KEY.")
+          f"{path[len(MINIO_SCHEME):]} and give the pods MinIO's endpoint and credentials, e.g. "
+          "--env AWS_ENDPOINT_URL=http://minio-service.kubeflow:9000 --secret-env "
+          "mlpipeline-minio-artifact:accesskey=AWS_ACCESS_KEY_ID --secret-env "
+          "mlpipeline-minio-artifact:secretkey=AWS_SECRET_ACCESS_KEY.")
     scheme = next((s for s in OBJECT_STORE_SCHEMES if path.startswith(s)), None)
     if scheme is None or not path[len(scheme):].split("/", 1)[0]:
       raise PipelineInputError(

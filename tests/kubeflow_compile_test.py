@@ -233,8 +233,9 @@ def test_secrets_stay_out_of_the_spec(argv, message, tmp_path, capsys, s3_mnist_
     ("--pipeline-root", "s3://", "is not an object-store URI"),
     ("--pipeline-root", "minio://mlpipeline/v2/artifacts",
      "minio:// is a name only the Kubeflow Pipelines launcher knows; the components reach MinIO "
-     "through s3://. Pass s3://mlpipeline/v2/artifacts and give the pods the MinIO endpoint as "
-     "AWS_ENDPOINT_URL"),
+     "through s3://. Pass s3://mlpipeline/v2/artifacts and give the pods MinIO's endpoint and "
+     "credentials, e.g. --env AWS_ENDPOINT_URL=http://minio-service.kubeflow:9000 --secret-env "
+     "mlpipeline-minio-artifact:accesskey=AWS_ACCESS_KEY_ID"),
 ])
 def test_paths_the_pods_cannot_read_are_refused_and_nothing_is_written(option, value, message,
                                                                         tmp_path, capsys):
