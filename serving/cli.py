@@ -81,22 +81,14 @@ def _describe(store: model_store.ModelStore) -> str:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-  import uvicorn
-
-  from serving import app as app_lib
+  from serving import server
   store = _load_store(args, args.poll_seconds)
   print(f"Model: {_describe(store)}", flush=True)
   if store.current is None:
     print("/readyz answers 503 until a version is pushed there.", flush=True)
-  store.start()
-  try:
-    config = uvicorn.Config(app_lib.create_app(store), host=args.host, port=args.port,
-                            log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    server.run()
-  finally:
-    store.stop()
+  print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+  server.run(server.Options(args.push_destination, args.model_version, args.poll_seconds,
+                            args.host, args.port))
   return 0
 
 

@@ -1,0 +1,155 @@
+"""What every route shares: the model store, the metrics, where blocking work runs, the served
+version for a request and the one prediction step both APIs call.
+
+Where work runs (a finding of issue 17; `serving/app.py` lists each route):
+  * On the event loop: every request whose body is at most INLINE_BODY_BYTES (a single image is
+    1.8 kB as TF Serving JSON, 0.8 kB as OIP binary). Parsing and predicting one image takes about
+    0.1-0.2 ms; handing it to a thread would add a thread switch and a GIL hand-over (about as much
+    again) and would not let anything else run sooner, since the work holds the GIL.
+  * On the batch thread (`offload`, BATCH_THREADS threads): bigger bodies, whose JSON parsing,
+    pixel checks and interpreter run take milliseconds (a 256-image JSON batch about 30 ms). The
+    event loop keeps answering health checks and single images meanwhile: LiteRT releases the GIL
+    while the interpreter runs, and the parsing is cut into steps that release it between images.
+    One thread: a second would only compete with the event loop for the second core.
+  * Image uploads (`:classify_image`) decode and resample with Pillow on the same thread.
+"""
+
+import asyncio
+import concurrent.futures
+import dataclasses
+from typing import Callable, Optional, TypeVar
+
+import numpy as np
+import prometheus_client
+from prometheus_client import core as prometheus_core
+
+from serving import asgi
+from serving import model_store
+
+INLINE_BODY_BYTES = 16 * 1024
+BATCH_THREADS = 1
+LATENCY_BUCKETS = (.0005, .001, .002, .004, .006, .008, .01, .015, .025, .05, .1, .25, .5, 1, 2.5)
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+  version: int
+  device: str
+  probabilities: np.ndarray  # float32 [N, classes]
+  classes: np.ndarray  # int64 [N]
+  labels: list  # str [N]
+
+
+class _StoreCollector:
+  """Metrics read from the store at scrape time: the served version, the device, skipped versions
+  with their reasons, and whether the push destination is there."""
+
+  def __init__(self, store: model_store.ModelStore):
+    self._store = store
+
+  def collect(self):
+    store = self._store
+    loaded = store.current
+    yield prometheus_core.GaugeMetricFamily(
+        "mnist_serving_model_version", "The version being served (0: none yet).",
+        value=loaded.version if loaded else 0)
+    yield prometheus_core.GaugeMetricFamily(
+        "mnist_serving_model_on_edgetpu", "1 when the served version runs on the Edge TPU.",
+        value=int(bool(loaded) and loaded.device == model_store.EDGETPU))
+    failures = dict(store.failures)
+    yield prometheus_core.GaugeMetricFamily(
+        "mnist_serving_failed_versions", "Pushed versions skipped because they failed "
+        "verification or loading.", value=len(failures))
+    skipped = prometheus_core.GaugeMetricFamily(
+        "mnist_serving_version_skipped", "1 for each skipped version, with the reason.",
+        labels=["version", "reason"])
+    for version, reason in sorted(failures.items()):
+      skipped.add_metric([str(version), reason], 1)
+    yield skipped
+    problem = store.destination_problem
+    destination = prometheus_core.GaugeMetricFamily(
+        "mnist_serving_destination_problem", "1 while the push destination is missing, empty or "
+        "no longer holds the served version, with what is wrong.", labels=["problem"])
+    if problem:
+      destination.add_metric([problem], 1)
+    yield destination
+
+
+class Metrics:
+  """Prometheus metrics in a registry of this app's own (several apps may share a process)."""
+
+  def __init__(self, store: model_store.ModelStore):
+    self.registry = prometheus_client.CollectorRegistry()
+    self.requests = prometheus_client.Counter(
+        "mnist_serving_requests", "HTTP requests by endpoint and status code.",
+        ["endpoint", "code"], registry=self.registry)
+    self.errors = prometheus_client.Counter(
+        "mnist_serving_errors", "HTTP requests answered with an error (4xx/5xx).",
+        ["endpoint", "code"], registry=self.registry)
+    self.latency = prometheus_client.Histogram(
+        "mnist_serving_request_seconds", "Time from request to response, by endpoint.",
+        ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+    self.predictions = prometheus_client.Counter(
+        "mnist_serving_predictions", "Images classified.", registry=self.registry)
+    self.registry.register(_StoreCollector(store))
+    self._children = {}
+
+  def observe(self, endpoint: str, status: int, seconds: float) -> None:
+    """Counts one request (label children cached: `labels()` costs microseconds per call)."""
+    key = (endpoint, status)
+    children = self._children.get(key)
+    if children is None:
+      code = str(status)
+      children = (self.requests.labels(endpoint, code),
+                  self.errors.labels(endpoint, code) if status >= 400 else None,
+                  self.latency.labels(endpoint))
+      self._children[key] = children
+    requests, errors, latency = children
+    requests.inc()
+    if errors is not None:
+      errors.inc()
+    latency.observe(seconds)
+
+
+@dataclasses.dataclass
+class Context:
+  store: model_store.ModelStore
+  metrics: Metrics
+  executor: concurrent.futures.ThreadPoolExecutor
+
+  async def offload(self, body_size: int, work: Callable[[], T]) -> T:
+    """work() on the event loop for a small body, else on the batch thread (see the module doc)."""
+    if body_size <= INLINE_BODY_BYTES:
+      return work()
+    return await self.in_thread(work)
+
+  async def in_thread(self, work: Callable[[], T]) -> T:
+    """work() on the batch thread, whatever its size (image decoding)."""
+    return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+  def served(self, version: Optional[str] = None) -> model_store.LoadedModel:
+    """The served version; raises ApiError 503 when none is loaded, 404 when `version` (from a
+    versioned path) is not the served one (TF Serving's default policy serves the latest only)."""
+    loaded = self.store.current
+    if loaded is None:
+      raise asgi.ApiError(503, f"no model version loaded yet from {self.store.destination}" +
+                          (f"; skipped: {self.store.failures}" if self.store.failures else ""))
+    if version is not None and version != str(loaded.version):
+      raise asgi.ApiError(404, f"version {version!r} of model 'mnist' is not served: this server "
+                          f"serves version {loaded.version}, the newest that verified and loaded")
+    return loaded
+
+  def predict(self, loaded: model_store.LoadedModel, pixels: np.ndarray) -> Prediction:
+    """Runs checked pixels [N, 28, 28] (0-255) on `loaded` and counts the images."""
+    probabilities = loaded.predict_pixels(pixels)
+    classes = probabilities.argmax(axis=1)
+    self.metrics.predictions.inc(len(classes))
+    labels = loaded.labels
+    return Prediction(loaded.version, loaded.device, probabilities, classes,
+                      [labels[k] for k in classes])
+
+
+def create(store: model_store.ModelStore) -> Context:
+  return Context(store, Metrics(store), concurrent.futures.ThreadPoolExecutor(
+      BATCH_THREADS, thread_name_prefix="batch"))

@@ -1,0 +1,55 @@
+"""Runs the ASGI app on Granian, a Rust HTTP server (github.com/emmett-framework/granian).
+
+Why Granian rather than uvicorn: uvicorn has no timeout for reading a request's headers, so a
+client that connects and sends nothing, or trickles its headers a byte at a time (slowloris),
+holds a connection for ever; Granian's HTTP/1 `header_read_timeout` closes it. The body has the
+app's own deadline (serving/asgi.py `BodyDeadlines`), idle keep-alive connections Granian's.
+Granian also parses HTTP in Rust, off the GIL, and runs the app in worker processes it supervises.
+
+A worker is a process with its own model store (and poller): it loads the same versions from
+the same directory, so several workers serve the same version but may switch to a new one up to a
+poll interval apart, and each counts its own /metrics.
+"""
+
+import dataclasses
+import functools
+from typing import Optional
+
+from serving import app as app_lib
+from serving import model_store
+
+HEADER_TIMEOUT_SECONDS = 10  # A request's headers must arrive within this after the connection
+# opens or the previous response was sent.
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  destination: str
+  pinned_version: Optional[int]
+  poll_seconds: float
+  host: str
+  port: int
+  workers: int = 1
+
+
+def _worker_app(options: Options, target: str) -> app_lib.ServingApp:
+  """The app of one worker process, over a model store of its own (polling in its thread)."""
+  del target  # Granian's target string: the app is built here instead of imported by name.
+  store = model_store.ModelStore(options.destination, pinned_version=options.pinned_version,
+                                 poll_seconds=options.poll_seconds)
+  store.start()
+  return app_lib.create_app(store)
+
+
+def run(options: Options) -> None:
+  """Serves until SIGINT/SIGTERM (Granian stops the workers and returns)."""
+  from granian import Granian  # pylint: disable=import-outside-toplevel
+  from granian import constants  # pylint: disable=import-outside-toplevel
+  from granian import http  # pylint: disable=import-outside-toplevel
+  from granian import log  # pylint: disable=import-outside-toplevel
+  server = Granian(
+      "serving.app:create_app", address=options.host, port=options.port,
+      interface=constants.Interfaces.ASGI, workers=options.workers,
+      http1_settings=http.HTTP1Settings(header_read_timeout=HEADER_TIMEOUT_SECONDS * 1000),
+      log_level=log.LogLevels.warning, log_access=False)
+  server.serve(target_loader=functools.partial(_worker_app, options))
