@@ -25,6 +25,7 @@ the user's terms (which instance, which shape, which value); the OpenAPI documen
 """
 
 import importlib.resources
+import re
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -47,6 +48,7 @@ PREDICT_PATH = tf_serving_api.PREDICT_PATH
 CLASSIFY_IMAGE_PATH = tf_serving_api.CLASSIFY_IMAGE_PATH
 METADATA_PATH = tf_serving_api.METADATA_PATH
 MAX_BODY_BYTES = 8 * 1024 * 1024  # A phone photo fits; larger bodies get 413 before parsing.
+_MODEL_IN_PATH = re.compile(r"^/v[12]/models/([^/:]+)")
 _ENDPOINTS = frozenset({"/", "/healthz", "/readyz", "/metrics", MODEL_PATH, METADATA_PATH,
                         PREDICT_PATH, CLASSIFY_IMAGE_PATH, "/v2", open_inference.MODEL_PATH,
                         open_inference.INFER_PATH, open_inference.LIVE_PATH,
@@ -96,10 +98,13 @@ def _add_error_handlers(app: fastapi.FastAPI) -> None:
 
   @app.exception_handler(starlette_exceptions.HTTPException)
   async def http_error(request, error):
-    del request
     message = str(error.detail)
     if error.status_code == 404:
-      message = "no such endpoint; the API is listed at /docs and /openapi.json"
+      model = _MODEL_IN_PATH.match(request.url.path)
+      message = (f"unknown model {model.group(1)!r}: this server serves "
+                 f"'{tf_serving_api.MODEL_NAME}'" if model and
+                 model.group(1) != tf_serving_api.MODEL_NAME else
+                 "no such endpoint; the API is listed at /docs and /openapi.json")
     return asgi.starlette_json({"error": message}, error.status_code)
 
   @app.exception_handler(fastapi.exceptions.RequestValidationError)
@@ -136,12 +141,13 @@ class ServingApp:
   """Pure ASGI: the hot routes answered directly, the rest by FastAPI; for every request the
   413 before reading an oversized body, the body deadline, JSON errors and the metrics."""
 
-  def __init__(self, ctx: context.Context, hot: List[Tuple[str, Any, asgi.Handler]]):
+  def __init__(self, ctx: context.Context, hot: List[Tuple[str, Any, asgi.Handler]],
+               body_timeout: float = asgi.BODY_TIMEOUT_SECONDS):
     self.ctx = ctx
     self.fastapi = _fastapi_app(ctx)
     self._exact = {(method, path): h for method, path, h in hot if isinstance(path, str)}
     self._patterns = [(method, path, h) for method, path, h in hot if not isinstance(path, str)]
-    self._deadlines = asgi.BodyDeadlines()
+    self._deadlines = asgi.BodyDeadlines(body_timeout)
 
   def _hot(self, method: str, path: str) -> Optional[Tuple[asgi.Handler, Dict[str, str]]]:
     handler = self._exact.get((method, path))
@@ -203,9 +209,11 @@ class ServingApp:
     await asgi.send_response(send_tracking, response)
 
 
-def create_app(store: model_store.ModelStore) -> ServingApp:
-  """The ASGI app over `store` (which the caller starts and stops)."""
+def create_app(store: model_store.ModelStore,
+               body_timeout: float = asgi.BODY_TIMEOUT_SECONDS) -> ServingApp:
+  """The ASGI app over `store` (which the caller starts and stops); a request's body must arrive
+  within `body_timeout` seconds (408 after)."""
   ctx = context.create(store)
   return ServingApp(ctx, [("GET", "/healthz", _healthz), *tf_serving_api.hot_routes(ctx),
-                          *open_inference.hot_routes(ctx)])
+                          *open_inference.hot_routes(ctx)], body_timeout)
 

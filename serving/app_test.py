@@ -218,3 +218,27 @@ def test_metrics(client, digits):
   assert float(lines[f'mnist_serving_errors_total{{code="400",{endpoint}}}']) >= 1
   assert float(lines[f'mnist_serving_request_seconds_count{{{endpoint}}}']) >= 2
   assert float(lines["mnist_serving_predictions_total"]) >= 3
+
+
+def test_tf_servings_versioned_paths_and_unknown_names(client, digits, reference):
+  images = digits[0][:2]
+  versioned = client.post(f"{app_lib.MODEL_PATH}/versions/1:predict",
+                          json={"instances": images.tolist()})
+  assert versioned.status_code == 200, versioned.text
+  assert np.array_equal(np.asarray(versioned.json()["predictions"], np.float32),
+                        reference(images))
+  assert client.get(f"{app_lib.MODEL_PATH}/versions/1").json() == client.get(
+      app_lib.MODEL_PATH).json()
+  metadata = client.get(f"{app_lib.MODEL_PATH}/versions/1/metadata").json()
+  assert metadata == client.get(app_lib.METADATA_PATH).json()
+  not_served = [client.post(f"{app_lib.MODEL_PATH}/versions/2:predict",
+                            json={"instances": images.tolist()}),
+                client.get(f"{app_lib.MODEL_PATH}/versions/2/metadata"),
+                client.get(f"{app_lib.MODEL_PATH}/versions/2")]
+  for response in not_served:
+    assert response.status_code == 404, response.text
+    assert "version '2' of model 'mnist' is" in response.json()["error"]
+    assert "this server serves version 1" in response.json()["error"]
+  unknown = client.post("/v1/models/fashion:predict", json={"instances": images.tolist()})
+  assert unknown.status_code == 404
+  assert unknown.json() == {"error": "unknown model 'fashion': this server serves 'mnist'"}

@@ -13,13 +13,12 @@ poll interval apart, and each counts its own /metrics.
 
 import dataclasses
 import functools
-from typing import Optional
+from typing import Any, Optional
 
-from serving import app as app_lib
 from serving import model_store
 
-HEADER_TIMEOUT_SECONDS = 10  # A request's headers must arrive within this after the connection
-# opens or the previous response was sent.
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0  # For a request's headers, and again for its body.
+MAX_REQUEST_TIMEOUT_SECONDS = 60.0  # Granian's limit for the header read timeout.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,16 +28,18 @@ class Options:
   poll_seconds: float
   host: str
   port: int
+  request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
   workers: int = 1
 
 
-def _worker_app(options: Options, target: str) -> app_lib.ServingApp:
+def _worker_app(options: Options, target: str) -> Any:
   """The app of one worker process, over a model store of its own (polling in its thread)."""
   del target  # Granian's target string: the app is built here instead of imported by name.
+  from serving import app as app_lib  # pylint: disable=import-outside-toplevel  # FastAPI: slow.
   store = model_store.ModelStore(options.destination, pinned_version=options.pinned_version,
                                  poll_seconds=options.poll_seconds)
   store.start()
-  return app_lib.create_app(store)
+  return app_lib.create_app(store, options.request_timeout)
 
 
 def run(options: Options) -> None:
@@ -50,6 +51,7 @@ def run(options: Options) -> None:
   server = Granian(
       "serving.app:create_app", address=options.host, port=options.port,
       interface=constants.Interfaces.ASGI, workers=options.workers,
-      http1_settings=http.HTTP1Settings(header_read_timeout=HEADER_TIMEOUT_SECONDS * 1000),
+      http1_settings=http.HTTP1Settings(
+          header_read_timeout=max(1, round(options.request_timeout * 1000))),
       log_level=log.LogLevels.warning, log_access=False)
   server.serve(target_loader=functools.partial(_worker_app, options))
