@@ -274,14 +274,18 @@ class ModelStore:
     self._stop = threading.Event()
     self._thread: Optional[threading.Thread] = None
 
-  def _scan(self) -> Dict[int, Fingerprint]:
-    """{version: fingerprint} under DEST; notes (and logs once) what is wrong with DEST."""
+  def _scan(self) -> Tuple[Dict[int, Fingerprint], Optional[str]]:
+    """({version: fingerprint} under DEST, what is wrong with DEST or None)."""
     try:
       found = {v: fingerprint(os.path.join(self.destination, str(v)))
                for v in versions.versions(os.listdir(self.destination))}
-      problem = None if found else f"the push destination {self.destination} holds no version"
     except OSError as e:
-      found, problem = {}, f"the push destination {self.destination} cannot be read ({e})"
+      return {}, f"the push destination {self.destination} cannot be read ({e})"
+    return found, None if found else f"the push destination {self.destination} holds no version"
+
+  def _note(self, found: Dict[int, Fingerprint], problem: Optional[str]) -> None:
+    """Sets `destination_problem` (also when DEST no longer holds the served version); logs it
+    once when it changes."""
     served = self.current
     if found and served and served.version not in found and self.pinned_version is None:
       problem = (f"version {served.version}, which is being served, is no longer in "
@@ -293,7 +297,6 @@ class ModelStore:
       elif self.destination_problem:
         logging.info("The push destination %s is back.", self.destination)
       self.destination_problem = problem
-    return found
 
   def _candidates(self, found: Dict[int, Fingerprint]) -> List[int]:
     """Versions to try, newest first: newer than the served one while it is still in DEST
@@ -312,7 +315,7 @@ class ModelStore:
   def refresh(self) -> Optional[LoadedModel]:
     """Loads the newest good version (or the pinned one) when it is not the one served."""
     with self._lock:
-      found = self._scan()
+      found, problem = self._scan()
       for version in self._candidates(found):
         try:
           loaded = load_version(self.destination, version, self._probe)
@@ -329,6 +332,10 @@ class ModelStore:
         logging.info("Serving version %d (%s) from %s%s.", version, loaded.device,
                      loaded.path, f", replacing {previous.version}" if previous else "")
         break
+      for version in set(self.failures) - set(found):  # Gone: forget, retry if it returns.
+        del self.failures[version]
+        self._failed_fingerprints.pop(version, None)
+      self._note(found, problem)
       return self.current
 
   def start(self) -> None:

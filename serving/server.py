@@ -51,6 +51,9 @@ def run(options: Options) -> None:
   server = Granian(
       "serving.app:create_app", address=options.host, port=options.port,
       interface=constants.Interfaces.ASGI, workers=options.workers,
+      # HTTP/1.1 only: with HTTP/2 detection ("auto") the header timeout does not cover a
+      # connection that sends nothing at all.
+      http=constants.HTTPModes.http1,
       http1_settings=http.HTTP1Settings(
           header_read_timeout=max(1, round(options.request_timeout * 1000))),
       log_level=log.LogLevels.warning, log_access=False)
