@@ -215,17 +215,28 @@ def infer_handler(ctx: context.Context) -> asgi.Handler:
   return infer
 
 
+def _readiness(ctx: context.Context, version: Optional[str] = None) -> asgi.Response:
+  """200 with KServe's {"ready": true}, else 400 with the reason. The spec: "A 200 status code
+  indicates true and a 4xx status code indicates false" (its "should be empty" body aside:
+  KServe's own server and REST client use {"live": ...}/{"ready": ...}; tritonclient reads the
+  status only)."""
+  try:
+    ctx.served(version)
+  except asgi.ApiError as error:
+    return asgi.error_response(400, error.message)
+  return asgi.Response(200, b'{"ready":true}')
+
+
 def health_handlers(ctx: context.Context) -> Tuple[asgi.Handler, asgi.Handler]:
-  """(live, ready): 200 with an empty body, ready 400 until a version is loaded (the spec: "A 200
-  status code indicates true and a 4xx status code indicates false")."""
+  """(live, ready) of the server."""
 
   async def live(request: asgi.Request) -> asgi.Response:
     del request
-    return asgi.Response(200, b"")
+    return asgi.Response(200, b'{"live":true}')
 
   async def ready(request: asgi.Request) -> asgi.Response:
     del request
-    return asgi.Response(200 if ctx.store.current is not None else 400, b"")
+    return _readiness(ctx)
   return live, ready
 
 
@@ -267,21 +278,22 @@ def router(ctx: context.Context) -> fastapi.APIRouter:
     return asgi.starlette_json(model_metadata(ctx, version))
 
   @router_.get(MODEL_PATH + "/ready", summary="200 when the model is ready, else 400.",
-               response_class=fastapi.Response, responses=_READY_RESPONSES)
+               responses=_READY_RESPONSES)
   async def model_ready():
-    return fastapi.Response(status_code=200 if ctx.store.current is not None else 400)
+    return _starlette(_readiness(ctx))
 
   @router_.get(MODEL_PATH + "/versions/{version}/ready", summary="200 when version N is served, "
-               "else 400.", response_class=fastapi.Response, responses=_READY_RESPONSES)
+               "else 400.", responses=_READY_RESPONSES)
   async def version_ready(version: str):
-    loaded = ctx.store.current
-    return fastapi.Response(status_code=200 if loaded and str(loaded.version) == version else 400)
+    return _starlette(_readiness(ctx, version))
 
   return router_
 
 
-_READY_RESPONSES = {"200": {"description": "Ready (empty body)."},
-                    "400": {"description": "Not ready (empty body)."}}
+def _starlette(response: asgi.Response) -> fastapi.Response:
+  return fastapi.Response(response.body, response.status, media_type="application/json")
+
+
 ERROR_RESPONSE = {"description": "The problem, named.", "content": {"application/json": {
     "schema": {"type": "object", "properties": {"error": {"type": "string"}},
                "required": ["error"]}}}}
@@ -307,9 +319,13 @@ INFER_OPENAPI = {
 }
 
 
+_READY_RESPONSES = {"200": {"description": "Ready: {\"ready\": true}.", "content": {
+    "application/json": {"schema": {"type": "object"}}}}, "400": ERROR_RESPONSE}
+
+
 def openapi_paths() -> Dict[str, Any]:
   """The OpenAPI path items of the hot OIP routes (FastAPI documents only its own routes)."""
-  health = {"responses": {"200": {"description": "True."}, "400": {"description": "False."}}}
+  health = {"responses": _READY_RESPONSES}
   versioned = {**INFER_OPENAPI, "summary": "The same, on version N (404 unless N is served).",
                "parameters": [{"name": "version", "in": "path", "required": True,
                                "schema": {"type": "string"}}]}

@@ -127,21 +127,23 @@ class Server:
 def start_server(destination: str, log_path: str, extra_args: Optional[List[str]] = None,
                  ready: bool = True, timeout: float = 60, python: str = sys.executable,
                  source_root: str = REPO_ROOT, env: Optional[dict] = None,
-                 pythonpath: Sequence[str] = ()) -> Server:
+                 pythonpath: Sequence[str] = (), args: Optional[List[str]] = None,
+                 port: Optional[int] = None) -> Server:
   """Starts `python -m serving serve` on a free loopback port; waits for /healthz (or /readyz).
 
   `python` and `source_root` (its working directory and PYTHONPATH) default to this interpreter
   and the checkout; `env` replaces the inherited environment when given; `pythonpath` goes on
-  PYTHONPATH before the source root.
+  PYTHONPATH before the source root. `args` replaces the whole command line after
+  `python -m serving` (listening on 127.0.0.1:`port`).
   """
-  port = free_port()
+  port = port or free_port()
   env = dict(os.environ if env is None else env,
              PYTHONPATH=os.pathsep.join([*pythonpath, source_root]))
+  if args is None:
+    args = ["serve", "--push-destination", destination, "--port", str(port), *(extra_args or [])]
   log = open(log_path, "w")
-  process = subprocess.Popen(
-      [python, "-m", "serving", "serve", "--push-destination", destination,
-       "--port", str(port), *(extra_args or [])],
-      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=source_root)
+  process = subprocess.Popen([python, "-m", "serving", *args], stdout=log,
+                             stderr=subprocess.STDOUT, env=env, cwd=source_root)
   log.close()
   server = Server(process, f"http://127.0.0.1:{port}", log_path)
   deadline = time.monotonic() + timeout
