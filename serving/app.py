@@ -191,8 +191,11 @@ class ServingApp:
         raise asgi.ApiError(413, f"request body of {int(length):,} bytes is over the "
                             f"{MAX_BODY_BYTES:,}-byte limit")
       if hot is None:
-        await self.fastapi(scope, asgi.receive_with_deadline(receive, self._deadlines),
-                           send_tracking)
+        try:
+          await self.fastapi(scope, asgi.receive_with_deadline(receive, self._deadlines),
+                             send_tracking)
+        finally:
+          self._deadlines.done()  # A route that read part of the body, or none of it.
         return
       handler, params = hot
       body = await asgi.read_body(receive, MAX_BODY_BYTES, self._deadlines)
@@ -204,8 +207,6 @@ class ServingApp:
       if started:
         return
       response = asgi.error_response(500, f"internal error, {type(error).__name__}: {error}")
-    finally:
-      self._deadlines.done()
     await asgi.send_response(send_tracking, response)
 
 

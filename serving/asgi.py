@@ -49,7 +49,10 @@ class Request:
 
   @property
   def media_type(self) -> str:
-    return (self.header(b"content-type") or "").split(";")[0].strip().lower()
+    value = self.headers.get(b"content-type", b"")
+    if value == JSON:  # The common case, without decoding.
+      return "application/json"
+    return value.decode("latin-1").split(";")[0].strip().lower()
 
 
 @dataclasses.dataclass

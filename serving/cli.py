@@ -57,6 +57,9 @@ def add_parser(commands) -> None:
                      "opening (or of the previous response), and its body within SECONDS more; "
                      "slower clients are disconnected or answered 408 (default: %(default)s, at "
                      "most 60).")
+  serve.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                     help="Worker processes, each with its own model store and interpreters "
+                     "(default: %(default)s; one per core the server may use).")
   serve.set_defaults(func=serve_command)
 
   predict = commands.add_parser(
@@ -77,6 +80,13 @@ def _request_timeout(value: str) -> float:
     raise argparse.ArgumentTypeError(f"must be more than 0 and at most "
                                      f"{server.MAX_REQUEST_TIMEOUT_SECONDS:g}")
   return seconds
+
+
+def _positive_int(value: str) -> int:
+  number = int(value)
+  if number < 1:
+    raise argparse.ArgumentTypeError("must be 1 or more")
+  return number
 
 
 def _load_store(args: argparse.Namespace,
@@ -105,7 +115,7 @@ def serve_command(args: argparse.Namespace) -> int:
     print("/readyz answers 503 until a version is pushed there.", flush=True)
   print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
   server.run(server.Options(args.push_destination, args.model_version, args.poll_seconds,
-                            args.host, args.port, args.request_timeout))
+                            args.host, args.port, args.request_timeout, args.workers))
   return 0
 
 

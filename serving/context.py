@@ -17,17 +17,20 @@ Where work runs (a finding of issue 17; `serving/app.py` lists each route):
 import asyncio
 import concurrent.futures
 import dataclasses
+import os
 from typing import Callable, Optional, TypeVar
 
 import numpy as np
 import prometheus_client
 from prometheus_client import core as prometheus_core
+from prometheus_client import multiprocess as prometheus_multiprocess
 
 from serving import asgi
 from serving import model_store
 
 INLINE_BODY_BYTES = 16 * 1024
 BATCH_THREADS = 1
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's variable.
 LATENCY_BUCKETS = (.0005, .001, .002, .004, .006, .008, .01, .015, .025, .05, .1, .25, .5, 1, 2.5)
 T = TypeVar("T")
 
@@ -77,21 +80,30 @@ class _StoreCollector:
 
 
 class Metrics:
-  """Prometheus metrics in a registry of this app's own (several apps may share a process)."""
+  """Prometheus metrics in a registry of this app's own (several apps may share a process).
+
+  With several worker processes (serving/server.py sets PROMETHEUS_MULTIPROC_DIR for them), each
+  writes its counters to files there and /metrics sums every worker's (prometheus_client's
+  multiprocess mode); the store's gauges are the answering worker's.
+  """
 
   def __init__(self, store: model_store.ModelStore):
-    self.registry = prometheus_client.CollectorRegistry()
+    self.registry = prometheus_client.CollectorRegistry()  # What /metrics shows.
+    counters = self.registry
+    if os.environ.get(MULTIPROCESS_DIR):
+      counters = prometheus_client.CollectorRegistry()  # Written to files, read by the collector.
+      prometheus_multiprocess.MultiProcessCollector(self.registry)
     self.requests = prometheus_client.Counter(
         "mnist_serving_requests", "HTTP requests by endpoint and status code.",
-        ["endpoint", "code"], registry=self.registry)
+        ["endpoint", "code"], registry=counters)
     self.errors = prometheus_client.Counter(
         "mnist_serving_errors", "HTTP requests answered with an error (4xx/5xx).",
-        ["endpoint", "code"], registry=self.registry)
+        ["endpoint", "code"], registry=counters)
     self.latency = prometheus_client.Histogram(
         "mnist_serving_request_seconds", "Time from request to response, by endpoint.",
-        ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        ["endpoint"], buckets=LATENCY_BUCKETS, registry=counters)
     self.predictions = prometheus_client.Counter(
-        "mnist_serving_predictions", "Images classified.", registry=self.registry)
+        "mnist_serving_predictions", "Images classified.", registry=counters)
     self.registry.register(_StoreCollector(store))
     self._children = {}
 

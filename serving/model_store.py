@@ -100,6 +100,7 @@ class LoadedModel:
   _pool: "queue.SimpleQueue[int8_runtime.Int8Classifier]" = dataclasses.field(
       default_factory=queue.SimpleQueue)
   _pixel_table: Optional[np.ndarray] = None
+  _output_table: Optional[Tuple[int, np.ndarray]] = None
 
   @contextlib.contextmanager
   def classifier(self) -> Iterator[int8_runtime.Int8Classifier]:
@@ -122,6 +123,17 @@ class LoadedModel:
       self._pixel_table = classifier.quantize_pixels(levels).ravel()[:contract.MAX_PIXEL_VALUE + 1]
     return self._pixel_table[pixels].reshape((-1,) + classifier.example_shape)
 
+  def _dequantize(self, classifier: int8_runtime.Int8Classifier,
+                  outputs: np.ndarray) -> np.ndarray:
+    """Probabilities float32 of the model's integer outputs, through a table of every level made
+    once with the classifier's own dequantize (the same numbers, without four array passes)."""
+    if self._output_table is None:
+      info = np.iinfo(outputs.dtype)
+      levels = np.arange(info.min, info.max + 1).astype(outputs.dtype)
+      self._output_table = (int(info.min), classifier.dequantize(levels))
+    lowest, table = self._output_table
+    return table[outputs.astype(np.intp) - lowest]
+
   def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
     """Probabilities float32 [N, classes] for pixels 0-255 [N, 28, 28] (or [N, 784])."""
     with self.classifier() as classifier:
@@ -131,7 +143,7 @@ class LoadedModel:
                                   for image in quantized])
       else:
         outputs = classifier.invoke_quantized(quantized)
-      return classifier.dequantize(outputs)
+      return self._dequantize(classifier, outputs)
 
   @property
   def input_quantization(self) -> Tuple[float, int]:

@@ -13,6 +13,8 @@ poll interval apart, and each counts its own /metrics.
 
 import dataclasses
 import functools
+import os
+import tempfile
 from typing import Any, Optional
 
 from serving import model_store
@@ -44,6 +46,20 @@ def _worker_app(options: Options, target: str) -> Any:
 
 def run(options: Options) -> None:
   """Serves until SIGINT/SIGTERM (Granian stops the workers and returns)."""
+  if options.workers == 1:
+    _serve(options)
+    return
+  # Several workers: their Prometheus counters go to files in a directory of this run's, which
+  # must be set before the workers import prometheus_client (serving/context.py).
+  with tempfile.TemporaryDirectory(prefix="mnist-serving-metrics-") as directory:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+      _serve(options)
+    finally:
+      del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _serve(options: Options) -> None:
   from granian import Granian  # pylint: disable=import-outside-toplevel
   from granian import constants  # pylint: disable=import-outside-toplevel
   from granian import http  # pylint: disable=import-outside-toplevel
