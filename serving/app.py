@@ -14,8 +14,9 @@ routes' path items).
 Where each route runs (serving/context.py says why):
   event loop, inline   POST :predict and /infer with a body up to 16 kB (single images, small
                        batches); GET /healthz, /v2/health/*, /readyz, status, metadata, /metrics
-  the batch thread     POST :predict and /infer with bigger bodies (batches); the
-                       :classify_image upload (Pillow decoding and resampling)
+  the batch process    POST :predict and /infer with bigger bodies (batches) on a CPU version
+  the batch thread     the :classify_image upload (Pillow decoding and resampling); batches on
+                       an Edge TPU version
   the poller thread    the model store looking for new versions (serving/model_store.py)
 
 Every error is JSON {"error": "<what is wrong>"} with a 4xx status (5xx: 503 when no model is

@@ -19,6 +19,7 @@ from core import int8_runtime
 from serving import app as app_lib
 from serving import preprocess
 from tests import fixtures_model
+from tests import fixtures_serving
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +243,18 @@ def test_tf_servings_versioned_paths_and_unknown_names(client, digits, reference
   unknown = client.post("/v1/models/fashion:predict", json={"instances": images.tolist()})
   assert unknown.status_code == 404
   assert unknown.json() == {"error": "unknown model 'fashion': this server serves 'mnist'"}
+
+
+def test_two_workers_serve_and_sum_their_counters(pushed_version, digits, reference, tmp_path):
+  server = fixtures_serving.start_server(pushed_version.destination, str(tmp_path / "log"),
+                                         ["--workers", "2"])
+  try:
+    images = digits[0][:1]
+    for _ in range(12):  # A connection each: the two workers share the listening socket.
+      answer = httpx.post(server.url + app_lib.PREDICT_PATH, json={"instances": images.tolist()})
+      assert np.array_equal(np.asarray(answer.json()["predictions"], np.float32),
+                            reference(images))
+    for _ in range(4):  # Whichever worker answers, /metrics counts both workers' requests.
+      assert "mnist_serving_predictions_total 12.0" in httpx.get(server.url + "/metrics").text
+  finally:
+    server.stop()

@@ -1,22 +1,25 @@
-"""What every route shares: the model store, the metrics, where blocking work runs, the served
-version for a request and the one prediction step both APIs call.
+"""What every route shares: the model store, the metrics, where work runs, the served version
+for a request and the one prediction step both APIs call.
 
 Where work runs (a finding of issue 17; `serving/app.py` lists each route):
   * On the event loop: every request whose body is at most INLINE_BODY_BYTES (a single image is
     1.8 kB as TF Serving JSON, 0.8 kB as OIP binary). Parsing and predicting one image takes about
     0.1-0.2 ms; handing it to a thread would add a thread switch and a GIL hand-over (about as much
-    again) and would not let anything else run sooner, since the work holds the GIL.
-  * On the batch thread (`offload`, BATCH_THREADS threads): bigger bodies, whose JSON parsing,
-    pixel checks and interpreter run take milliseconds (a 256-image JSON batch about 30 ms). The
-    event loop keeps answering health checks and single images meanwhile: LiteRT releases the GIL
-    while the interpreter runs, and the parsing is cut into steps that release it between images.
-    One thread: a second would only compete with the event loop for the second core.
-  * Image uploads (`:classify_image`) decode and resample with Pillow on the same thread.
+    again) and let nothing else run sooner, since that work holds the GIL.
+  * In the batch process (serving/batch_process.py): bigger bodies of a CPU version, whose
+    parsing, pixel checks and interpreter run take milliseconds (a 256-image JSON batch about
+    30 ms), mostly holding the GIL: in a thread of this process they stalled the event loop and
+    every health check and single image behind it. One process per worker: a second would only
+    compete with the event loop for the second core.
+  * On the batch thread (BATCH_THREADS): image uploads (Pillow decoding and resampling, which
+    releases the GIL), and batches of an Edge TPU version (the device serves one process).
 """
 
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
+import multiprocessing
 import os
 from typing import Callable, Optional, TypeVar
 
@@ -26,6 +29,7 @@ from prometheus_client import core as prometheus_core
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 from serving import asgi
+from serving import batch_process
 from serving import model_store
 
 INLINE_BODY_BYTES = 16 * 1024
@@ -33,15 +37,6 @@ BATCH_THREADS = 1
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's variable.
 LATENCY_BUCKETS = (.0005, .001, .002, .004, .006, .008, .01, .015, .025, .05, .1, .25, .5, 1, 2.5)
 T = TypeVar("T")
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-  version: int
-  device: str
-  probabilities: np.ndarray  # float32 [N, classes]
-  classes: np.ndarray  # int64 [N]
-  labels: list  # str [N]
 
 
 class _StoreCollector:
@@ -124,20 +119,41 @@ class Metrics:
     latency.observe(seconds)
 
 
+Job = Callable[[Callable[[np.ndarray], model_store.Prediction]], asgi.Response]
+
+
 @dataclasses.dataclass
 class Context:
   store: model_store.ModelStore
   metrics: Metrics
   executor: concurrent.futures.ThreadPoolExecutor
+  batches: Optional[concurrent.futures.ProcessPoolExecutor] = None  # Started on first use.
 
-  async def offload(self, body_size: int, work: Callable[[], T]) -> T:
-    """work() on the event loop for a small body, else on the batch thread (see the module doc)."""
+  async def run(self, body_size: int, version: Optional[str], job: Job) -> asgi.Response:
+    """job(predict) on the served version (or `version`): inline for a small body, else in the
+    batch process (a CPU version) or on the batch thread (Edge TPU); see the module doc.
+
+    `job` must pickle (a module-level function, or a functools.partial of one): the batch
+    process runs it."""
+    loaded = self.served(version)
     if body_size <= INLINE_BODY_BYTES:
-      return work()
-    return await self.in_thread(work)
+      return job(functools.partial(self.predict, loaded))
+    if loaded.device == model_store.EDGETPU:
+      return await self.in_thread(lambda: job(functools.partial(self.predict, loaded)))
+    ref = batch_process.ModelRef.of(self.store.destination, loaded)
+    response, images = await asyncio.get_running_loop().run_in_executor(
+        self._batch_process(), batch_process.run, ref, job)
+    self.metrics.predictions.inc(images)
+    return response
+
+  def _batch_process(self) -> concurrent.futures.ProcessPoolExecutor:
+    if self.batches is None:
+      self.batches = concurrent.futures.ProcessPoolExecutor(
+          1, mp_context=multiprocessing.get_context("spawn"), initializer=batch_process.start)
+    return self.batches
 
   async def in_thread(self, work: Callable[[], T]) -> T:
-    """work() on the batch thread, whatever its size (image decoding)."""
+    """work() on the batch thread (image decoding, Edge TPU batches)."""
     return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
   def served(self, version: Optional[str] = None) -> model_store.LoadedModel:
@@ -152,14 +168,12 @@ class Context:
                           f"serves version {loaded.version}, the newest that verified and loaded")
     return loaded
 
-  def predict(self, loaded: model_store.LoadedModel, pixels: np.ndarray) -> Prediction:
+  def predict(self, loaded: model_store.LoadedModel,
+              pixels: np.ndarray) -> model_store.Prediction:
     """Runs checked pixels [N, 28, 28] (0-255) on `loaded` and counts the images."""
-    probabilities = loaded.predict_pixels(pixels)
-    classes = probabilities.argmax(axis=1)
-    self.metrics.predictions.inc(len(classes))
-    labels = loaded.labels
-    return Prediction(loaded.version, loaded.device, probabilities, classes,
-                      [labels[k] for k in classes])
+    prediction = loaded.classify(pixels)
+    self.metrics.predictions.inc(len(prediction.classes))
+    return prediction
 
 
 def create(store: model_store.ModelStore) -> Context:

@@ -83,6 +83,15 @@ def load_edgetpu_delegate() -> Any:
   return load_delegate(EDGETPU_LIBRARY)
 
 
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+  version: int
+  device: str
+  probabilities: np.ndarray  # float32 [N, classes]
+  classes: np.ndarray  # int64 [N]
+  labels: List[str]  # [N]
+
+
 @dataclasses.dataclass
 class LoadedModel:
   """One verified version with its interpreters.
@@ -144,6 +153,14 @@ class LoadedModel:
       else:
         outputs = classifier.invoke_quantized(quantized)
       return self._dequantize(classifier, outputs)
+
+  def classify(self, pixels: np.ndarray) -> Prediction:
+    """The probabilities, top classes and their labels of checked pixels [N, 28, 28] (0-255)."""
+    probabilities = self.predict_pixels(pixels)
+    classes = probabilities.argmax(axis=1)
+    labels = self.manifest.labels
+    return Prediction(self.version, self.device, probabilities, classes,
+                      [labels[k] for k in classes])
 
   @property
   def input_quantization(self) -> Tuple[float, int]:

@@ -22,6 +22,7 @@ softmax) and `classes` INT64 [-1] (the top class).
 """
 
 import dataclasses
+import functools
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -32,6 +33,7 @@ import orjson
 from core import contract
 from serving import asgi
 from serving import context
+from serving import model_store
 from serving import pixels as pixels_lib
 
 MODEL_NAME = "mnist"
@@ -174,7 +176,7 @@ def parse_infer(body: bytes, header_length: Optional[str]) -> InferRequest:
                       _requested_outputs(payload, _parameters(payload, "the request")))
 
 
-def render_infer(request: InferRequest, prediction: context.Prediction) -> asgi.Response:
+def render_infer(request: InferRequest, prediction: model_store.Prediction) -> asgi.Response:
   """The inference response: JSON, or JSON then the binary outputs (Inference-Header-Content-Length
   gives the JSON's length)."""
   arrays = {contract.PROBABILITIES_OUTPUT: prediction.probabilities,
@@ -201,17 +203,18 @@ def render_infer(request: InferRequest, prediction: context.Prediction) -> asgi.
                        ((HEADER_LENGTH, str(len(header)).encode()),))
 
 
+def infer_job(body: bytes, header_length: Optional[str], predict) -> asgi.Response:
+  """parse -> predict -> render of an infer body; `predict(pixels)` returns a Prediction."""
+  parsed = parse_infer(body, header_length)
+  return render_infer(parsed, predict(parsed.pixels))
+
+
 def infer_handler(ctx: context.Context) -> asgi.Handler:
   """POST /v2/models/mnist[/versions/N]/infer (a hot route: raw ASGI)."""
 
   async def infer(request: asgi.Request) -> asgi.Response:
-    version = request.params.get("version")
-    header_length = request.header(HEADER_LENGTH)
-
-    def work() -> asgi.Response:
-      parsed = parse_infer(request.body, header_length)
-      return render_infer(parsed, ctx.predict(ctx.served(version), parsed.pixels))
-    return await ctx.offload(len(request.body), work)
+    return await ctx.run(len(request.body), request.params.get("version"), functools.partial(
+        infer_job, request.body, request.header(HEADER_LENGTH)))
   return infer
 
 

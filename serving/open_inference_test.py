@@ -91,11 +91,25 @@ def test_infer_with_json_tensors(triton, digits, reference):
   assert result.as_numpy("classes").tolist() == [int(reference(images[:1]).argmax())]
 
 
-def test_a_batch_runs_on_the_batch_thread_with_the_same_numbers(triton, reference):
+def test_a_batch_runs_in_the_batch_process_with_the_same_numbers(triton, serving_server,
+                                                                  reference):
   images = fixtures_model.slice_eval_digits()[0][:128]
-  assert images.size > context.INLINE_BODY_BYTES  # Over the inline limit: the batch thread.
-  result = triton.infer("mnist", [images_input(images)])
-  assert np.array_equal(result.as_numpy("probabilities"), reference(images))
+  assert images.size > context.INLINE_BODY_BYTES  # Over the inline limit: the batch process.
+  counted = _predictions_total(serving_server.url)
+  for binary in (True, False):
+    result = triton.infer("mnist", [images_input(images, binary=binary)])
+    assert np.array_equal(result.as_numpy("probabilities"), reference(images))
+  assert _predictions_total(serving_server.url) == counted + 2 * len(images)
+  bad = images_input(images.astype(np.uint8)[:, :27], shape=(128, 27, 28))  # Errors come back.
+  with pytest.raises(triton_utils.InferenceServerException, match="got shape"):
+    triton.infer("mnist", [bad])
+
+
+def _predictions_total(url: str) -> float:
+  for line in httpx.get(url + "/metrics").text.splitlines():
+    if line.startswith("mnist_serving_predictions_total "):
+      return float(line.split()[1])
+  raise AssertionError("no mnist_serving_predictions_total")
 
 
 @pytest.mark.parametrize("case, message", [

@@ -11,6 +11,7 @@ time, the newest that verified and loaded (TF Serving's default `latest` version
 versioned path naming another version answers 404.
 """
 
+import functools
 import json
 import re
 from typing import Any, Dict, List, Optional, Tuple
@@ -84,24 +85,25 @@ def parse_predict(media_type: str, body: bytes) -> Tuple[str, np.ndarray]:
   return fields[0], _instances(payload[fields[0]], fields[0])
 
 
-def render_predict(field: str, prediction: context.Prediction) -> asgi.Response:
+def render_predict(field: str, prediction: model_store.Prediction) -> asgi.Response:
   return asgi.json_response({
       "predictions" if field == "instances" else "outputs": prediction.probabilities,
       "classes": prediction.classes, "labels": prediction.labels,
       "model_version": str(prediction.version), "device": prediction.device})
 
 
+def predict_job(media_type: str, body: bytes, predict) -> asgi.Response:
+  """parse -> predict -> render of a :predict body; `predict(pixels)` returns a Prediction."""
+  field, pixels = parse_predict(media_type, body)
+  return render_predict(field, predict(pixels))
+
+
 def predict_handler(ctx: context.Context) -> asgi.Handler:
   """POST .../mnist[/versions/N]:predict (a hot route: raw ASGI, see serving/asgi.py)."""
 
   async def predict(request: asgi.Request) -> asgi.Response:
-    version = request.params.get("version")
-    media_type = request.media_type
-
-    def work() -> asgi.Response:
-      field, pixels = parse_predict(media_type, request.body)
-      return render_predict(field, ctx.predict(ctx.served(version), pixels))
-    return await ctx.offload(len(request.body), work)
+    return await ctx.run(len(request.body), request.params.get("version"),
+                         functools.partial(predict_job, request.media_type, request.body))
   return predict
 
 
