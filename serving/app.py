@@ -25,6 +25,7 @@ Request bodies are parsed by hand rather than by pydantic models: the checks nam
 the user's terms (which instance, which shape, which value); the OpenAPI document states the schema.
 """
 
+import asyncio
 import importlib.resources
 import re
 import time
@@ -161,6 +162,9 @@ class ServingApp:
     return None
 
   async def __call__(self, scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+      await self._lifespan(receive, send)
+      return
     if scope["type"] != "http":
       await self.fastapi(scope, receive, send)
       return
@@ -177,6 +181,17 @@ class ServingApp:
       path = scope["path"]
       self.ctx.metrics.observe(path if path in _ENDPOINTS else "other", status[0],
                                time.perf_counter() - start)
+
+  async def _lifespan(self, receive, send) -> None:
+    """ASGI lifespan: nothing to start; at shutdown the batch process and thread stop."""
+    while True:
+      message = await receive()
+      if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.complete"})
+      elif message["type"] == "lifespan.shutdown":
+        await asyncio.get_running_loop().run_in_executor(None, self.ctx.close)
+        await send({"type": "lifespan.shutdown.complete"})
+        return
 
   async def _answer(self, scope, receive, send) -> None:
     headers = asgi.scope_headers(scope)

@@ -13,6 +13,8 @@ A version on the Edge TPU stays in the server's process: the device serves one p
 
 import dataclasses
 import os
+import threading
+import time
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -76,5 +78,13 @@ def run(ref: ModelRef, job: Callable) -> Tuple[asgi.Response, int]:
 
 def start() -> None:
   """The process's initializer: below the server's priority (os.nice), so that when the cores are
-  busy the kernel runs health checks and single images before batch work."""
+  busy the kernel runs health checks and single images before batch work; and gone when the
+  server's process is (killed, it cannot shut the pool down: the process would be orphaned)."""
   os.nice(NICENESS)
+  parent = os.getppid()
+
+  def exit_with_the_parent() -> None:
+    while os.getppid() == parent:
+      time.sleep(1)
+    os._exit(0)  # pylint: disable=protected-access
+  threading.Thread(target=exit_with_the_parent, name="parent-watch", daemon=True).start()

@@ -152,6 +152,14 @@ class Context:
           1, mp_context=multiprocessing.get_context("spawn"), initializer=batch_process.start)
     return self.batches
 
+  def close(self) -> None:
+    """Stops the batch process and thread. Needed in a worker process: its exit joins child
+    processes before any atexit hook could shut the pool down, so an open pool hangs the exit."""
+    if self.batches is not None:
+      self.batches.shutdown(wait=True, cancel_futures=True)
+      self.batches = None
+    self.executor.shutdown(wait=False)
+
   async def in_thread(self, work: Callable[[], T]) -> T:
     """work() on the batch thread (image decoding, Edge TPU batches)."""
     return await asyncio.get_running_loop().run_in_executor(self.executor, work)

@@ -259,3 +259,22 @@ def test_slow_and_idle_clients_are_cut_off(pushed_version, tmp_path):
   finally:
     server.stop()
   assert "Traceback" not in server.log()
+
+
+def test_the_server_stops_on_sigterm_with_its_batch_process(pushed_version, tmp_path):
+  """A worker process's exit joins its child processes before any atexit hook runs, so a batch
+  process still open hung the server on SIGTERM (and a killed server orphaned it)."""
+  import psutil
+  server = fixtures_serving.start_server(pushed_version.destination, str(tmp_path / "log"))
+  try:
+    answer = httpx.post(server.url + app_lib.PREDICT_PATH, json=predict_body(64), timeout=60)
+    assert answer.status_code == 200  # 64 images: over the inline limit, the batch process.
+    family = psutil.Process(server.process.pid).children(recursive=True)
+    assert any("spawn_main" in " ".join(p.cmdline()) for p in family)
+    server.process.terminate()
+    assert server.process.wait(timeout=20) == 0
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert len(gone) == len(family)
+  finally:
+    server.stop()
