@@ -22,6 +22,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,35 @@ def write_loads(images: np.ndarray, work_dir: str) -> Dict[str, Load]:
   return loads
 
 
+def cpu_seconds(pid: int) -> float:
+  """User + system CPU seconds of process `pid` and all its descendants (workers, batch process)."""
+  import psutil
+  process = psutil.Process(pid)
+  total = 0.0
+  for member in [process, *process.children(recursive=True)]:
+    try:
+      times = member.cpu_times()
+      total += times.user + times.system
+    except psutil.NoSuchProcess:
+      pass
+  return total
+
+
+def measured(url: str, load: Load, work_dir: str, connections: int, seconds: int,
+             server_pid: int) -> Dict:
+  """One wrk row, with the CPU time per request of the server and of wrk: what a request costs,
+  whatever else the machine runs (wall-clock figures depend on the load, CPU time hardly)."""
+  server_before = cpu_seconds(server_pid)
+  wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+  result = wrk(url, load, work_dir, connections, seconds)["wait"]()
+  wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  requests = result["rps"] * seconds
+  result["server_cpu_us"] = (cpu_seconds(server_pid) - server_before) / requests * 1e6
+  result["wrk_cpu_us"] = ((wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime -
+                           wrk_before.ru_stime) / requests * 1e6)
+  return result
+
+
 def wrk(url: str, load: Load, work_dir: str, connections: int, seconds: int) -> Dict:
   """Starts wrk on `load`; returns a dict whose "wait" gives the parsed results."""
   script = os.path.join(work_dir, f"{load.name}_{connections}.lua")
@@ -149,12 +179,13 @@ def _ms(value: str) -> float:
   return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def run_loads(url: str, loads: Dict[str, Load], work_dir: str, args) -> Dict:
+def run_loads(url: str, loads: Dict[str, Load], work_dir: str, args, server_pid: int) -> Dict:
   """Every wrk row, one after the other (the health row runs beside two batch connections)."""
-  results = {"single": {c: wrk(url, loads["predict_1"], work_dir, c, args.seconds)["wait"]()
-                        for c in args.concurrency}}
-  results["infer_single"] = wrk(url, loads["infer_1"], work_dir, 4, args.seconds)["wait"]()
-  results["batched"] = {name: wrk(url, loads[name], work_dir, 4, args.seconds)["wait"]()
+  results = {"single": {c: measured(url, loads["predict_1"], work_dir, c, args.seconds,
+                                    server_pid) for c in args.concurrency}}
+  results["infer_single"] = measured(url, loads["infer_1"], work_dir, 4, args.seconds,
+                                     server_pid)
+  results["batched"] = {name: measured(url, loads[name], work_dir, 4, args.seconds, server_pid)
                         for name in ("predict_32", "predict_256", "infer_32", "infer_256")}
   batches = wrk(url, loads["predict_256"], work_dir, 2, args.seconds)
   health = wrk(url, loads["healthz"], work_dir, 1, args.seconds)
@@ -163,13 +194,14 @@ def run_loads(url: str, loads: Dict[str, Load], work_dir: str, args) -> Dict:
 
 
 def time_loop(fn, seconds: float = 3.0) -> float:
-  """Calls per second of fn() over about `seconds`."""
+  """Calls of fn() per CPU second of this process (what one free core does, whatever else the
+  machine runs), over about `seconds` of CPU time."""
   fn()
-  count, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
+  count, start = 0, time.process_time()
+  while time.process_time() - start < seconds:
     fn()
     count += 1
-  return count / (time.perf_counter() - start)
+  return count / (time.process_time() - start)
 
 
 def asgi_requests_per_second(store: model_store.ModelStore, body: bytes,
@@ -193,13 +225,13 @@ def asgi_requests_per_second(store: model_store.ModelStore, body: bytes,
     await app(dict(scope), receive, send)
     assert statuses == [200], statuses
 
-  async def loop() -> float:
+  async def loop() -> float:  # Per CPU second, as time_loop.
     await call()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    count, start = 0, time.process_time()
+    while time.process_time() - start < seconds:
       await call()
       count += 1
-    return count / (time.perf_counter() - start)
+    return count / (time.process_time() - start)
   return asyncio.run(loop())
 
 
@@ -235,28 +267,31 @@ def report(args, loaded: model_store.LoadedModel, results: Dict, rows: List[tupl
         f"{platform.python_implementation()} {platform.python_version()}; load average "
         f"{load_before} before, {load_after} after.\n")
   print("Single-image TF Serving `:predict` (`{\"instances\": [28x28 pixels]}`, JSON):\n")
-  print("| connections | requests/s | p50 ms | p99 ms | non-2xx |\n| --- | --- | --- | --- | --- |")
+  print("| connections | requests/s | p50 ms | p99 ms | non-2xx | server CPU µs/request | "
+        "wrk CPU µs/request |\n| --- | --- | --- | --- | --- | --- | --- |")
   for c, r in results["single"].items():
-    print(f"| {c} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']} |")
+    print(f"| {c} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']} | "
+          f"{r['server_cpu_us']:.0f} | {r['wrk_cpu_us']:.0f} |")
   r = results["infer_single"]
   print(f"\nSingle-image OIP `infer`, binary tensors in and out, 4 connections: "
         f"**{r['rps']:,.0f} requests/s**, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-        f"{r['non_2xx']} non-2xx.\n")
+        f"{r['non_2xx']} non-2xx; server CPU {r['server_cpu_us']:.0f} µs/request, wrk "
+        f"{r['wrk_cpu_us']:.0f}.\n")
   print("Batches, 4 connections:\n")
-  print("| request | requests/s | images/s | p50 ms | p99 ms | non-2xx |\n"
-        "| --- | --- | --- | --- | --- | --- |")
+  print("| request | requests/s | images/s | p50 ms | p99 ms | non-2xx | server CPU µs/image |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |")
   for name, r in results["batched"].items():
     kind, count = name.split("_")
     what = (f"`:predict` JSON, {count} images" if kind == "predict"
             else f"OIP `infer` binary, {count} images")
     print(f"| {what} | {r['rps']:,.0f} | {r['images']:,.0f} | {r['p50_ms']:.2f} | "
-          f"{r['p99_ms']:.2f} | {r['non_2xx']} |")
+          f"{r['p99_ms']:.2f} | {r['non_2xx']} | {r['server_cpu_us'] / int(count):.0f} |")
   health, batches = results["health_under_batches"]
   print(f"\n`GET /healthz` at 1 connection while 2 connections send 256-image JSON batches "
         f"({batches['images']:,.0f} images/s): {health['rps']:,.0f} requests/s, p50 "
         f"{health['p50_ms']:.2f} ms, **p99 {health['p99_ms']:.2f} ms**.\n")
-  print("The ceiling, in one Python thread without HTTP:\n")
-  print("| measure | per second |\n| --- | --- |")
+  print("The ceiling, in one Python thread without HTTP, per second of CPU time (one free core):\n")
+  print("| measure | per CPU second |\n| --- | --- |")
   for what, value, unit in rows:
     print(f"| {what} | {value:,.0f} {unit} |")
 
@@ -282,7 +317,7 @@ def main() -> None:
   server = start_server(args.push_destination, port, os.path.join(work_dir, "server.log"),
                         args.workers)
   try:
-    results = run_loads(f"http://127.0.0.1:{port}", loads, work_dir, args)
+    results = run_loads(f"http://127.0.0.1:{port}", loads, work_dir, args, server.pid)
   finally:
     server.terminate()
     server.wait()
