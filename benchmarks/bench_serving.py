@@ -1,7 +1,7 @@
 """Serving benchmark: TF Serving's :predict and the Open Inference Protocol's infer over loopback
 with wrk, against the interpreter called in a loop.
 
-Starts `python -m serving serve` (Granian, one worker process unless --workers) on a pushed
+Starts `python -m serving serve` (uvicorn, one worker process unless --workers) on a pushed
 version and loads it with wrk (Debian's `wrk`, HTTP keep-alive, one thread) on the SAME machine:
 client and server share its cores, as the output says. Measures:
   * single-image :predict (JSON) at a few connection counts: requests/s, p50/p99;
@@ -259,8 +259,8 @@ def report(args, loaded: model_store.LoadedModel, results: Dict, rows: List[tupl
   size = os.path.getsize(os.path.join(loaded.path, push_manifest.MODEL_FILE))
   print(f"## Serving\n\n{datetime.date.today()}, `.venv/bin/python benchmarks/bench_serving.py "
         f"--push-destination {args.push_destination} --seconds {args.seconds} --workers "
-        f"{args.workers}`: `python -m serving serve` (Granian, {args.workers} worker process"
-        f"{'es' if args.workers > 1 else ''}, uvloop) on version {loaded.version} "
+        f"{args.workers}`: `python -m serving serve` (uvicorn + uvloop + httptools, {args.workers} worker "
+        f"process{'es' if args.workers > 1 else ''}) on version {loaded.version} "
         f"({loaded.device}, `{push_manifest.MODEL_FILE}` {size:,} bytes), loaded by "
         f"`wrk -t1 --latency` (keep-alive, {args.seconds} s per row) on the same machine: "
         f"**client and server share its {os.cpu_count()} cores**. Machine: {machine()}, "

@@ -96,7 +96,9 @@ def _add_error_handlers(app: fastapi.FastAPI) -> None:
   @app.exception_handler(asgi.ApiError)
   async def api_error(request, error: asgi.ApiError):
     del request
-    return asgi.starlette_json({"error": error.message}, error.status)
+    response = asgi.error_response(error.status, error.message)
+    return responses.Response(response.body, response.status, {
+        k.decode(): v.decode() for k, v in response.headers}, media_type="application/json")
 
   @app.exception_handler(starlette_exceptions.HTTPException)
   async def http_error(request, error):

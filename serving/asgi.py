@@ -78,8 +78,11 @@ def starlette_json(content: Any, status: int = 200) -> starlette_responses.Respo
       media_type="application/json")
 
 
+CLOSE = ((b"connection", b"close"),)  # After a 408: the rest of the body may still be coming.
+
+
 def error_response(status: int, message: str) -> Response:
-  return Response(status, orjson.dumps({"error": message}))
+  return Response(status, orjson.dumps({"error": message}), headers=CLOSE if status == 408 else ())
 
 
 async def send_response(send, response: Response) -> None:

@@ -1,14 +1,23 @@
-"""Runs the ASGI app on Granian, a Rust HTTP server (github.com/emmett-framework/granian).
+"""Runs the ASGI app on uvicorn (uvloop + httptools), with a deadline for each request's headers.
 
-Why Granian rather than uvicorn: uvicorn has no timeout for reading a request's headers, so a
-client that connects and sends nothing, or trickles its headers a byte at a time (slowloris),
-holds a connection for ever; Granian's HTTP/1 `header_read_timeout` closes it. The body has the
-app's own deadline (serving/asgi.py `BodyDeadlines`), idle keep-alive connections Granian's.
-Granian also parses HTTP in Rust, off the GIL, and runs the app in worker processes it supervises.
+uvicorn closes a keep-alive connection that stays idle after a response (`timeout_keep_alive`),
+but has no timeout before that: a client that connects and sends nothing, or trickles its headers
+a byte at a time (slowloris), holds a connection and its buffers for ever.
+serving/http_protocol.py (uvicorn's own HTTP/1.1 protocol class, which its Config takes as
+`http`, with a deadline) closes a connection
+whose request headers are not complete `request_timeout` seconds after the connection opened or
+the request's first byte arrived; the body has the app's own deadline (serving/asgi.py
+`BodyDeadlines`).
 
-A worker is a process with its own model store (and poller): it loads the same versions from
-the same directory, so several workers serve the same version but may switch to a new one up to a
-poll interval apart, and each counts its own /metrics.
+Why not Granian, whose Rust server has such a header timeout built in: measured here it spent
+about 100 µs more CPU per single-image request than uvicorn with httptools (310-340 against
+190-230 µs in the server, same app, same machine minutes apart; BENCHMARKS.md, "Serving"), a third
+of the whole request.
+
+Workers: with `workers` > 1 uvicorn's process supervisor spawns them on one shared socket; each has
+its own model store (and poller) over the same directory, so they serve the same version but may
+switch to a new one up to a poll interval apart, and /metrics sums their counters
+(prometheus_client's multiprocess mode, serving/context.py).
 """
 
 import dataclasses
@@ -20,7 +29,7 @@ from typing import Any, Optional
 from serving import model_store
 
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0  # For a request's headers, and again for its body.
-MAX_REQUEST_TIMEOUT_SECONDS = 60.0  # Granian's limit for the header read timeout.
+MAX_REQUEST_TIMEOUT_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +43,8 @@ class Options:
   workers: int = 1
 
 
-def _worker_app(options: Options, target: str) -> Any:
-  """The app of one worker process, over a model store of its own (polling in its thread)."""
-  del target  # Granian's target string: the app is built here instead of imported by name.
+def _worker_app(options: Options) -> Any:
+  """The app of one worker, over a model store of its own (polling in its thread)."""
   from serving import app as app_lib  # pylint: disable=import-outside-toplevel  # FastAPI: slow.
   store = model_store.ModelStore(options.destination, pinned_version=options.pinned_version,
                                  poll_seconds=options.poll_seconds)
@@ -45,7 +53,7 @@ def _worker_app(options: Options, target: str) -> Any:
 
 
 def run(options: Options) -> None:
-  """Serves until SIGINT/SIGTERM (Granian stops the workers and returns)."""
+  """Serves until SIGINT/SIGTERM."""
   if options.workers == 1:
     _serve(options)
     return
@@ -60,17 +68,16 @@ def run(options: Options) -> None:
 
 
 def _serve(options: Options) -> None:
-  from granian import Granian  # pylint: disable=import-outside-toplevel
-  from granian import constants  # pylint: disable=import-outside-toplevel
-  from granian import http  # pylint: disable=import-outside-toplevel
-  from granian import log  # pylint: disable=import-outside-toplevel
-  server = Granian(
-      "serving.app:create_app", address=options.host, port=options.port,
-      interface=constants.Interfaces.ASGI, workers=options.workers,
-      # HTTP/1.1 only: with HTTP/2 detection ("auto") the header timeout does not cover a
-      # connection that sends nothing at all.
-      http=constants.HTTPModes.http1,
-      http1_settings=http.HTTP1Settings(
-          header_read_timeout=max(1, round(options.request_timeout * 1000))),
-      log_level=log.LogLevels.warning, log_access=False)
-  server.serve(target_loader=functools.partial(_worker_app, options))
+  import uvicorn  # pylint: disable=import-outside-toplevel  # Not for --help.
+  from uvicorn import supervisors  # pylint: disable=import-outside-toplevel
+
+  from serving import http_protocol  # pylint: disable=import-outside-toplevel
+  config = uvicorn.Config(
+      functools.partial(_worker_app, options), factory=True, host=options.host,
+      port=options.port, http=http_protocol.HeaderDeadlineProtocol, loop="uvloop", lifespan="on",
+      timeout_keep_alive=options.request_timeout, workers=options.workers,
+      log_level="warning", access_log=False)
+  if options.workers == 1:
+    uvicorn.Server(config).run()
+  else:
+    supervisors.Multiprocess(config, sockets=[config.bind_socket()]).run()
