@@ -126,8 +126,9 @@ Job = Callable[[Callable[[np.ndarray], model_store.Prediction]], asgi.Response]
 class Context:
   store: model_store.ModelStore
   metrics: Metrics
-  executor: concurrent.futures.ThreadPoolExecutor
-  batches: Optional[concurrent.futures.ProcessPoolExecutor] = None  # Started on first use.
+  # Both started on first use, and again after close() (an app may see several lifespans).
+  threads: Optional[concurrent.futures.ThreadPoolExecutor] = None
+  batches: Optional[concurrent.futures.ProcessPoolExecutor] = None
 
   async def run(self, body_size: int, version: Optional[str], job: Job) -> asgi.Response:
     """job(predict) on the served version (or `version`): inline for a small body, else in the
@@ -158,11 +159,16 @@ class Context:
     if self.batches is not None:
       self.batches.shutdown(wait=True, cancel_futures=True)
       self.batches = None
-    self.executor.shutdown(wait=False)
+    if self.threads is not None:
+      self.threads.shutdown(wait=False)
+      self.threads = None
 
   async def in_thread(self, work: Callable[[], T]) -> T:
     """work() on the batch thread (image decoding, Edge TPU batches)."""
-    return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+    if self.threads is None:
+      self.threads = concurrent.futures.ThreadPoolExecutor(BATCH_THREADS,
+                                                           thread_name_prefix="batch")
+    return await asyncio.get_running_loop().run_in_executor(self.threads, work)
 
   def served(self, version: Optional[str] = None) -> model_store.LoadedModel:
     """The served version; raises ApiError 503 when none is loaded, 404 when `version` (from a
@@ -185,5 +191,4 @@ class Context:
 
 
 def create(store: model_store.ModelStore) -> Context:
-  return Context(store, Metrics(store), concurrent.futures.ThreadPoolExecutor(
-      BATCH_THREADS, thread_name_prefix="batch"))
+  return Context(store, Metrics(store))
