@@ -12,13 +12,18 @@ from core import errors
 from serving import cli
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+  """The command line of the serving image's entry point (serving/Dockerfile)."""
   parser = argparse.ArgumentParser(
       prog="python -m serving",
       description="Serve the pushed MNIST model or classify image files with it (no TensorFlow).")
   commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
   cli.add_parser(commands)
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
   from absl import logging
   logging.set_verbosity(logging.INFO)
   try:

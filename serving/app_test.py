@@ -19,6 +19,7 @@ from core import int8_runtime
 from serving import app as app_lib
 from serving import preprocess
 from tests import fixtures_model
+from tests import fixtures_serving
 
 pytestmark = pytest.mark.integration
 
@@ -218,3 +219,42 @@ def test_metrics(client, digits):
   assert float(lines[f'mnist_serving_errors_total{{code="400",{endpoint}}}']) >= 1
   assert float(lines[f'mnist_serving_request_seconds_count{{{endpoint}}}']) >= 2
   assert float(lines["mnist_serving_predictions_total"]) >= 3
+
+
+def test_tf_servings_versioned_paths_and_unknown_names(client, digits, reference):
+  images = digits[0][:2]
+  versioned = client.post(f"{app_lib.MODEL_PATH}/versions/1:predict",
+                          json={"instances": images.tolist()})
+  assert versioned.status_code == 200, versioned.text
+  assert np.array_equal(np.asarray(versioned.json()["predictions"], np.float32),
+                        reference(images))
+  assert client.get(f"{app_lib.MODEL_PATH}/versions/1").json() == client.get(
+      app_lib.MODEL_PATH).json()
+  metadata = client.get(f"{app_lib.MODEL_PATH}/versions/1/metadata").json()
+  assert metadata == client.get(app_lib.METADATA_PATH).json()
+  not_served = [client.post(f"{app_lib.MODEL_PATH}/versions/2:predict",
+                            json={"instances": images.tolist()}),
+                client.get(f"{app_lib.MODEL_PATH}/versions/2/metadata"),
+                client.get(f"{app_lib.MODEL_PATH}/versions/2")]
+  for response in not_served:
+    assert response.status_code == 404, response.text
+    assert "version '2' of model 'mnist' is" in response.json()["error"]
+    assert "this server serves version 1" in response.json()["error"]
+  unknown = client.post("/v1/models/fashion:predict", json={"instances": images.tolist()})
+  assert unknown.status_code == 404
+  assert unknown.json() == {"error": "unknown model 'fashion': this server serves 'mnist'"}
+
+
+def test_two_workers_serve_and_sum_their_counters(pushed_version, digits, reference, tmp_path):
+  server = fixtures_serving.start_server(pushed_version.destination, str(tmp_path / "log"),
+                                         ["--workers", "2"])
+  try:
+    images = digits[0][:1]
+    for _ in range(12):  # A connection each: the two workers share the listening socket.
+      answer = httpx.post(server.url + app_lib.PREDICT_PATH, json={"instances": images.tolist()})
+      assert np.array_equal(np.asarray(answer.json()["predictions"], np.float32),
+                            reference(images))
+    for _ in range(4):  # Whichever worker answers, /metrics counts both workers' requests.
+      assert "mnist_serving_predictions_total 12.0" in httpx.get(server.url + "/metrics").text
+  finally:
+    server.stop()

@@ -13,6 +13,7 @@ from core import errors
 from core import paths
 from core import push_manifest
 from serving import model_store
+from serving import server
 
 DEFAULT_PORT = 8501  # TensorFlow Serving's REST port.
 
@@ -35,10 +36,13 @@ def add_parser(commands) -> None:
       "serve", help="Serve the pushed model: TF Serving's REST API and a page to draw digits.",
       description="Serves the newest pushed version that matches its manifest's sha256 (on the "
       "Edge TPU when model_edgetpu.tflite and libedgetpu.so.1 are there, else on the CPU) and "
-      "switches to newer versions as they are pushed. Endpoints: GET /v1/models/mnist, "
-      "/v1/models/mnist/metadata; POST /v1/models/mnist:predict, "
-      f"/v1/models/mnist:classify_image; /metrics, /healthz, /readyz; the page at /; "
-      f"{push_manifest.MODEL_FILE} runs with LiteRT, without TensorFlow.")
+      "switches to newer versions as they are pushed. TF Serving's REST API: GET "
+      "/v1/models/mnist[/versions/N][/metadata]; POST /v1/models/mnist[/versions/N]:predict, "
+      "/v1/models/mnist:classify_image. The Open Inference Protocol (KServe V2, Triton's "
+      "clients): GET /v2, /v2/health/live, /v2/health/ready, /v2/models/mnist[/ready]; POST "
+      "/v2/models/mnist/infer (JSON or binary tensors). Also /metrics, /healthz, /readyz, "
+      f"/docs and the page at /. {push_manifest.MODEL_FILE} runs with LiteRT, without "
+      "TensorFlow.")
   _add_model_options(serve)
   serve.add_argument("--host", default="127.0.0.1",
                      help="Address to listen on (default: %(default)s, this machine only; "
@@ -47,6 +51,15 @@ def add_parser(commands) -> None:
                      help="Port (default: %(default)s, TF Serving's REST port).")
   serve.add_argument("--poll-seconds", type=float, default=model_store.DEFAULT_POLL_SECONDS,
                      help="How often to look for a newer version (default: %(default)s).")
+  serve.add_argument("--request-timeout", type=_request_timeout,
+                     default=server.DEFAULT_REQUEST_TIMEOUT_SECONDS, metavar="SECONDS",
+                     help="A request's headers must arrive within SECONDS of the connection "
+                     "opening (or of the previous response), and its body within SECONDS more; "
+                     "slower clients are disconnected or answered 408 (default: %(default)s, at "
+                     "most 60).")
+  serve.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                     help="Worker processes, each with its own model store and interpreters "
+                     "(default: %(default)s; one per core the server may use).")
   serve.set_defaults(func=serve_command)
 
   predict = commands.add_parser(
@@ -59,6 +72,21 @@ def add_parser(commands) -> None:
   predict.add_argument("--json", action="store_true",
                        help="One JSON object per file, with all ten probabilities.")
   predict.set_defaults(func=predict_command)
+
+
+def _request_timeout(value: str) -> float:
+  seconds = float(value)
+  if not 0 < seconds <= server.MAX_REQUEST_TIMEOUT_SECONDS:
+    raise argparse.ArgumentTypeError(f"must be more than 0 and at most "
+                                     f"{server.MAX_REQUEST_TIMEOUT_SECONDS:g}")
+  return seconds
+
+
+def _positive_int(value: str) -> int:
+  number = int(value)
+  if number < 1:
+    raise argparse.ArgumentTypeError("must be 1 or more")
+  return number
 
 
 def _load_store(args: argparse.Namespace,
@@ -81,22 +109,13 @@ def _describe(store: model_store.ModelStore) -> str:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-  import uvicorn
-
-  from serving import app as app_lib
   store = _load_store(args, args.poll_seconds)
   print(f"Model: {_describe(store)}", flush=True)
   if store.current is None:
     print("/readyz answers 503 until a version is pushed there.", flush=True)
-  store.start()
-  try:
-    config = uvicorn.Config(app_lib.create_app(store), host=args.host, port=args.port,
-                            log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    server.run()
-  finally:
-    store.stop()
+  print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+  server.run(server.Options(args.push_destination, args.model_version, args.poll_seconds,
+                            args.host, args.port, args.request_timeout, args.workers))
   return 0
 
 

@@ -14,10 +14,13 @@ from typing import Tuple
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
+from PIL import UnidentifiedImageError
 
 from core import contract
 
 FORMATS = ("PNG", "JPEG")
+# Pillow's modes of 16-bit grayscale PNGs ("I" in Pillow before 10, "I;16*" since).
+SIXTEEN_BIT_GRAY = ("I;16", "I;16B", "I;16L", "I")
 MAX_IMAGE_PIXELS = 16_000_000  # Width x height; larger is refused before decoding.
 DIGIT_BOX = 20  # The digit is scaled to fit DIGIT_BOX x DIGIT_BOX (MNIST).
 # Pixels brighter than this fraction of the brightest, after background removal, are ink (for
@@ -35,10 +38,15 @@ class ImageError(ValueError):
 
 def decode(content: bytes) -> Image.Image:
   """Opens PNG/JPEG bytes as grayscale 'L' (alpha over white); raises ImageError."""
+  if not content:
+    raise ImageError("the image is empty (0 bytes)", 400)
   try:
     image = Image.open(io.BytesIO(content))
   except Image.DecompressionBombError as e:  # Pillow's own limit, far above ours.
     raise ImageError(f"image too large: {e}", 413) from e
+  except UnidentifiedImageError as e:  # Its message shows the BytesIO object's repr.
+    raise ImageError(f"not a PNG or JPEG image (no image format starts with the bytes "
+                     f"{content[:8].hex(' ')} of these {len(content):,})", 415) from e
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageError(f"not a PNG or JPEG image ({e})", 415) from e
   if image.format not in FORMATS:
@@ -53,9 +61,19 @@ def decode(content: bytes) -> Image.Image:
       rgba = image.convert("RGBA")
       white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
       image = Image.alpha_composite(white, rgba)
+    if image.mode in SIXTEEN_BIT_GRAY:
+      return _gray16_to_8(image)
     return image.convert("L")
   except (OSError, SyntaxError, ValueError) as e:  # Truncated or corrupt pixel data.
     raise ImageError(f"corrupt {image.format} image: {e}") from e
+
+
+def _gray16_to_8(image: Image.Image) -> Image.Image:
+  """A 16-bit grayscale image scaled to 8 bits (65535 -> 255). Pillow's convert("L") clips such
+  images at 255 instead (python-pillow/Pillow#3011): every level above 255 of 65535, i.e. nearly
+  all of a scan, becomes white, and dark ink on light paper turns blank."""
+  levels = np.asarray(image, np.float64)
+  return Image.fromarray(np.clip(np.rint(levels / 257), 0, 255).astype(np.uint8), "L")
 
 
 def _centre_of_mass(pixels: np.ndarray) -> Tuple[float, float]:

@@ -14,11 +14,12 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import httpx
 import pytest
 
+from core import hashing
 from core import push_manifest
 from tests import mnist_slices
 
@@ -52,6 +53,34 @@ def copy_destination(pushed: PushedVersion, destination: str) -> str:
   return destination
 
 
+def publish(pushed: PushedVersion, destination: str, files: dict, manifest_of=None) -> int:
+  """Publishes `files` as the next version with the pusher's own atomic publish
+  (components/pusher/versioned_push), with version 1's manifest listing each file's sha256."""
+  from components.pusher import versioned_push
+
+  def manifest(version: int) -> bytes:
+    listed = {name: {"sha256": hashing.sha256_bytes(content), "size_bytes": len(content)}
+              for name, content in files.items()}
+    return json.dumps({**pushed.manifest, "version": version,
+                       "files": manifest_of(listed) if manifest_of else listed}).encode()
+  version, _ = versioned_push.publish_version(destination, files, push_manifest.FILE_NAME,
+                                              manifest)
+  return version
+
+
+def corrupted(listed: dict) -> dict:
+  """The manifest of a version whose model.tflite is not the file it lists (bad sha256)."""
+  listed[push_manifest.MODEL_FILE]["sha256"] = "0" * 64
+  return listed
+
+
+def wait_for(condition, timeout: float = 30) -> None:
+  deadline = time.monotonic() + timeout
+  while not condition():
+    assert time.monotonic() < deadline, "timed out"
+    time.sleep(0.1)
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -80,19 +109,24 @@ class Server:
 
 def start_server(destination: str, log_path: str, extra_args: Optional[List[str]] = None,
                  ready: bool = True, timeout: float = 60, python: str = sys.executable,
-                 source_root: str = REPO_ROOT, env: Optional[dict] = None) -> Server:
+                 source_root: str = REPO_ROOT, env: Optional[dict] = None,
+                 pythonpath: Sequence[str] = (), args: Optional[List[str]] = None,
+                 port: Optional[int] = None) -> Server:
   """Starts `python -m serving serve` on a free loopback port; waits for /healthz (or /readyz).
 
   `python` and `source_root` (its working directory and PYTHONPATH) default to this interpreter
-  and the checkout; `env` replaces the inherited environment when given.
+  and the checkout; `env` replaces the inherited environment when given; `pythonpath` goes on
+  PYTHONPATH before the source root. `args` replaces the whole command line after
+  `python -m serving` (listening on 127.0.0.1:`port`).
   """
-  port = free_port()
-  env = dict(os.environ if env is None else env, PYTHONPATH=source_root)
+  port = port or free_port()
+  env = dict(os.environ if env is None else env,
+             PYTHONPATH=os.pathsep.join([*pythonpath, source_root]))
+  if args is None:
+    args = ["serve", "--push-destination", destination, "--port", str(port), *(extra_args or [])]
   log = open(log_path, "w")
-  process = subprocess.Popen(
-      [python, "-m", "serving", "serve", "--push-destination", destination,
-       "--port", str(port), *(extra_args or [])],
-      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=source_root)
+  process = subprocess.Popen([python, "-m", "serving", *args], stdout=log,
+                             stderr=subprocess.STDOUT, env=env, cwd=source_root)
   log.close()
   server = Server(process, f"http://127.0.0.1:{port}", log_path)
   deadline = time.monotonic() + timeout

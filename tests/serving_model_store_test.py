@@ -5,7 +5,6 @@ as a push during a run does.
 """
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import pytest
 
 from components.pusher import versioned_push
 from core import contract
-from core import hashing
 from core import push_manifest
 from serving import app as app_lib
 from serving import model_store
@@ -29,30 +27,12 @@ from tests import pusher_runs
 pytestmark = pytest.mark.integration
 
 
-def publish(pushed: fixtures_serving.PushedVersion, destination: str, files: dict,
-            manifest_of=None) -> int:
-  """Publishes `files` as the next version, with version 1's manifest listing each file's sha256."""
-  def manifest(version: int) -> bytes:
-    listed = {name: {"sha256": hashing.sha256_bytes(content), "size_bytes": len(content)}
-              for name, content in files.items()}
-    return json.dumps({**pushed.manifest, "version": version,
-                       "files": manifest_of(listed) if manifest_of else listed}).encode()
-  version, _ = versioned_push.publish_version(destination, files, push_manifest.FILE_NAME,
-                                              manifest)
-  return version
-
-
-def corrupted(listed: dict) -> dict:
-  """The manifest of a version whose model.tflite is not the file it lists (bad sha256)."""
-  listed[push_manifest.MODEL_FILE]["sha256"] = "0" * 64
-  return listed
-
-
 def test_newest_good_version_serves_and_bad_ones_are_skipped(pushed_version, tmp_path):
   destination = fixtures_serving.copy_destination(pushed_version, str(tmp_path / "dest"))
   model = {push_manifest.MODEL_FILE: pushed_version.model_content}
+  publish = fixtures_serving.publish
   assert publish(pushed_version, destination, model) == 2
-  assert publish(pushed_version, destination, model, corrupted) == 3
+  assert publish(pushed_version, destination, model, fixtures_serving.corrupted) == 3
   assert publish(pushed_version, destination, {push_manifest.MODEL_FILE: b"not a flatbuffer"}) == 4
   os.makedirs(os.path.join(destination, f"{versioned_push.TEMP_PREFIX}in-progress"))
   store = model_store.ModelStore(destination)
@@ -93,15 +73,14 @@ def test_a_version_with_int8_io_serves_the_same_answers_as_the_uint8_default(
                                 loaded[contract.INT8_IO].predict_pixels(images))
 
 
-# LiteRT's Delegate.__del__ fails on a delegate whose library did not load (ai-edge-litert 2.3).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_edgetpu_model_without_delegate_library_serves_the_cpu_model_and_says_why(
     pushed_version, tmp_path):
   destination = str(tmp_path / "dest")
   # A stand-in for edgetpu_compiler's output (none can be compiled here): the CPU model's bytes
   # under the Edge TPU name. The delegate fails to load before the bytes matter.
-  publish(pushed_version, destination, {push_manifest.MODEL_FILE: pushed_version.model_content,
-                        push_manifest.EDGETPU_MODEL_FILE: pushed_version.model_content})
+  fixtures_serving.publish(pushed_version, destination,
+                           {push_manifest.MODEL_FILE: pushed_version.model_content,
+                            push_manifest.EDGETPU_MODEL_FILE: pushed_version.model_content})
   store = model_store.ModelStore(destination)
   loaded = store.refresh()
   assert loaded.version == 1 and loaded.device == model_store.CPU
@@ -132,7 +111,7 @@ def test_hot_reload_under_a_request_loop(pushed_version, tmp_path):
       assert client.get("/readyz").status_code == 503
       assert client.post(app_lib.PREDICT_PATH, json={"instances": [[0] * 784]}).status_code == 503
       fixtures_serving.copy_destination(pushed_version, destination)
-      _wait_for(lambda: client.get("/readyz").status_code == 200)
+      fixtures_serving.wait_for(lambda: client.get("/readyz").status_code == 200)
 
       images = fixtures_model.slice_eval_digits()[0][:4].tolist()
       # One list per client: the order in which two threads append to a shared list is not the
@@ -154,13 +133,14 @@ def test_hot_reload_under_a_request_loop(pushed_version, tmp_path):
         thread.start()
       try:
         time.sleep(0.5)
-        publish(pushed_version, destination,
-                {push_manifest.MODEL_FILE: pushed_version.model_content})
-        _wait_for(lambda: outcomes and outcomes[-1][1] == "2")
-        publish(pushed_version, destination,
-                {push_manifest.MODEL_FILE: pushed_version.model_content},
-                corrupted)
-        _wait_for(lambda: len(client.get(app_lib.MODEL_PATH).json()["model_version_status"]) == 2)
+        fixtures_serving.publish(pushed_version, destination,
+                                 {push_manifest.MODEL_FILE: pushed_version.model_content})
+        fixtures_serving.wait_for(lambda: outcomes and outcomes[-1][1] == "2")
+        fixtures_serving.publish(pushed_version, destination,
+                                 {push_manifest.MODEL_FILE: pushed_version.model_content},
+                                 fixtures_serving.corrupted)
+        fixtures_serving.wait_for(lambda: len(
+            client.get(app_lib.MODEL_PATH).json()["model_version_status"]) == 2)
         time.sleep(0.5)
       finally:
         stop.set()
@@ -183,13 +163,6 @@ def test_hot_reload_under_a_request_loop(pushed_version, tmp_path):
   assert "model.tflite has sha256" in status[1]["status"]["error_message"]
   assert "mnist_serving_failed_versions 1.0" in metrics
   assert "Not serving version 3" in server.log()
-
-
-def _wait_for(condition, timeout: float = 30) -> None:
-  deadline = time.monotonic() + timeout
-  while not condition():
-    assert time.monotonic() < deadline, "timed out"
-    time.sleep(0.1)
 
 
 NO_TENSORFLOW_CHECK = """
