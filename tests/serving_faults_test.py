@@ -159,6 +159,8 @@ def test_a_version_seen_while_being_copied_loads_once_complete(pushed_version, t
   with open(os.path.join(version_dir, push_manifest.FILE_NAME), "w") as f:
     manifest = dict(pushed_version.manifest, version=2)
     f.write(push_manifest.PushManifest.model_validate(manifest).to_json().decode())
+  for name in set(manifest["files"]) - {push_manifest.MODEL_FILE}:  # labels.txt, copied whole.
+    shutil.copy(os.path.join(pushed_version.version_dir, name), version_dir)
   assert store.refresh().version == 1
   assert f"model.tflite has {half:,} of the {len(model):,} bytes" in store.failures[2]
   status = asgi_get(store, app_lib.MODEL_PATH).json()["model_version_status"]

@@ -49,8 +49,11 @@ def test_a_labels_file_that_is_not_the_pushed_one_is_refused(pushed_version, tmp
   """labels.txt (Coral's label file) is listed in model.json and verified like the model."""
   assert push_manifest.LABELS_FILE in pushed_version.manifest["files"]
   destination = fixtures_serving.copy_destination(pushed_version, str(tmp_path / "dest"))
-  with open(os.path.join(destination, "1", push_manifest.LABELS_FILE), "ab") as f:
-    f.write(b"10\n")  # An eleventh label.
+  labels_path = os.path.join(destination, "1", push_manifest.LABELS_FILE)
+  with open(labels_path, "rb") as f:
+    labels = f.read()
+  with open(labels_path, "wb") as f:  # The same size, two labels swapped.
+    f.write(labels.replace(b"0\n1\n", b"1\n0\n", 1))
   store = model_store.ModelStore(destination)
   assert store.refresh() is None
   assert "labels.txt has sha256" in store.failures[1]
