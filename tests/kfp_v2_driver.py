@@ -6,12 +6,13 @@ itself runs, end to end, in containers' terms:
 
 - walks `root.dag.tasks` in dependency order (`dependentTasks` and the producers of input
   artifacts);
-- runs each container task's own `command` + `args` from `deploymentSpec` as a subprocess, the
-  `{{$}}` placeholder replaced by the ExecutorInput JSON (`inputs.parameterValues` from the task's
-  constants, input artifacts with name, URI and metadata, `outputs.artifacts` URIs laid out under
-  the pipeline root, `outputs.outputFile`), with a working directory outside the checkout and
-  PYTHONPATH set to the unpacked wheel the image installs, then reads the ExecutorOutput back and
-  hands each output artifact's URI and metadata to the downstream tasks;
+- runs each container task's own `command` + `args` from `deploymentSpec`, the `{{$}}` placeholder
+  replaced by the ExecutorInput JSON (`inputs.parameterValues` from the task's constants, input
+  artifacts with name, URI and metadata, `outputs.artifacts` URIs laid out under the pipeline root,
+  `outputs.outputFile`), with a working directory outside the checkout: as a subprocess whose
+  PYTHONPATH is the unpacked wheel the image installs, or (a `TaskRunner`) in the image itself;
+  then reads the ExecutorOutput back and hands each output artifact's URI and metadata to the
+  downstream tasks;
 - resolves Resolver tasks by applying the spec's own `outputArtifactQueries` filters
   (`schema_title`, `state`, `metadata.KEY.number_value`, `name` with `{{$.inputs...}}`
   placeholders) to the artifacts of this and earlier runs (an in-memory stand-in for ML Metadata,
@@ -40,7 +41,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import yaml
 
@@ -50,6 +51,10 @@ SYSTEM_TITLES = {"tfx.Examples": "system.Dataset", "tfx.Model": "system.Model",
                  "tfx.PushedModel": "system.Model"}
 DEFAULT_SYSTEM_TITLE = "system.Artifact"
 PLACEHOLDER = "{{$}}"
+# How a task's command runs, as a pod would run it: (command, working directory, log file) -> exit
+# code. The default runs it on this machine (see PipelineSpecRunner); tests/images.py's
+# `task_runner` runs it in a working container of the Kubeflow image.
+TaskRunner = Callable[[List[str], str, str], int]
 
 
 def read_pipeline_spec(spec_file: str) -> Dict[str, Any]:
@@ -163,16 +168,21 @@ class PipelineSpecRunner:
   """Runs one compiled PipelineSpec, run after run, against one ML Metadata stand-in."""
 
   def __init__(self, spec: Dict[str, Any], pipeline_root: str, work_dir: str,
-               python_path: Optional[str] = None, env: Optional[Mapping[str, str]] = None):
+               python_path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+               run_task: Optional[TaskRunner] = None):
     """
     Args:
       spec: the PipelineSpec (what `pipeline.yaml` holds).
       pipeline_root: where output artifacts are laid out.
       work_dir: the tasks' working directories and local output files (outside the checkout).
-      python_path: PYTHONPATH of every task (the unpacked wheel); None keeps the environment's.
-      env: extra environment variables of every task.
+      python_path: PYTHONPATH of every task run on this machine (the unpacked wheel); None keeps
+        the environment's.
+      env: extra environment variables of every task run on this machine.
+      run_task: runs each task's command; default: a subprocess of this machine with this
+        interpreter's `python` and the environment above.
     """
     self.spec = spec
+    self._run_task = run_task or self._run_on_host
     self.pipeline_root = pipeline_root
     self.work_dir = work_dir
     self.metadata = MetadataStandIn()
@@ -207,6 +217,11 @@ class PipelineSpecRunner:
       task_run.seconds = time.monotonic() - started
       done[name] = task_run
     return done
+
+  def _run_on_host(self, command: List[str], cwd: str, log_path: str) -> int:
+    with open(log_path, "wb") as log:
+      return subprocess.run(command, cwd=cwd, env=self._env, stdout=log,
+                            stderr=subprocess.STDOUT, check=False).returncode
 
   def _resolve(self, name: str, resolver: Mapping[str, Any],
                inputs: Dict[str, List[Artifact]]) -> TaskRun:
@@ -295,13 +310,11 @@ class PipelineSpecRunner:
     if any("{{$" in arg for arg in command if arg is not serialized):
       raise ValueError(f"{name}: a placeholder this stand-in does not fill: {command}")
     log_path = os.path.join(task_dir, "log.txt")
-    with open(log_path, "wb") as log:
-      result = subprocess.run(command, cwd=task_dir, env=self._env, stdout=log,
-                              stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0 or not os.path.exists(output_file):
+    returncode = self._run_task(command, task_dir, log_path)
+    if returncode != 0 or not os.path.exists(output_file):
       with open(log_path, errors="replace") as f:
         tail = f.read()[-6000:]
-      raise TaskFailed(f"{run_id}/{name} exited {result.returncode}; log {log_path}:\n{tail}")
+      raise TaskFailed(f"{run_id}/{name} exited {returncode}; log {log_path}:\n{tail}")
     with open(output_file) as f:
       executor_output = json.load(f)
     for key, artifact in outputs.items():

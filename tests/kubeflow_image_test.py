@@ -60,10 +60,10 @@ def test_every_package_setup_py_lists_is_installed_from_the_wheel(kubeflow_image
 
 
 def test_build_tools_and_the_skipped_compiler_are_absent(kubeflow_image):
-  """g++ (pyfarmhash's build) and uv stay in the build stages; built with EDGETPU_COMPILER=skip,
-  the image has no edgetpu_compiler and says so in its label."""
+  """g++ (pyfarmhash's build; purged with what it pulled in: gcc, binutils) and uv leave no trace;
+  built with EDGETPU_COMPILER=skip, the image has no edgetpu_compiler and says so in its label."""
   labels = images.image_config(kubeflow_image)["Labels"]
   assert labels[images.EDGETPU_COMPILER_LABEL] == images.EDGETPU_COMPILER == "skip"
   script = ("import json, shutil; print(json.dumps([shutil.which(t) for t in "
-            "('g++', 'gcc', 'uv', 'edgetpu_compiler', 'python')]))")
-  assert json.loads(run_python(kubeflow_image, script)) == [None] * 4 + ["/opt/venv/bin/python"]
+            "('g++', 'gcc', 'cc', 'ld', 'uv', 'edgetpu_compiler', 'python')]))")
+  assert json.loads(run_python(kubeflow_image, script)) == [None] * 6 + ["/opt/venv/bin/python"]

@@ -1,11 +1,14 @@
-"""The compiled spec executes end to end, twice, as the KFP v2 backend would run it.
+"""The compiled spec executes end to end, twice, in the Kubeflow image, as the KFP v2 backend would.
 
 `mnist-tfx kubeflow compile` writes pipeline.yaml; tests/kfp_v2_driver.py (a stand-in for the
-backend, not a cluster) runs every task's own command from it, in subprocesses whose working
-directory is outside the checkout and whose imports come from the project's wheel, on a real MNIST
-slice. Run 1 passes inputs as compiled (Vertex AI), run 2 as the open-source launcher does (empty
-instanceSchema, `system.*` titles): the second run must find the first run's blessed model through
-the spec's own resolver queries and compare against it.
+backend, not a cluster) runs every task's own command from it on a real MNIST slice, each in a
+fresh working container of the Kubeflow image (kubeflow/Dockerfile built with buildah on a stand-in
+of python:3.10-slim, without edgetpu_compiler: tests/images.py), as a pod of the image: its working
+directory outside the checkout, given nothing from this machine but the pipeline root and the data,
+mounted at the same paths (the spec is compiled with --paths-mounted-in-pods). Run 1 passes inputs
+as compiled (Vertex AI), run 2 as the open-source launcher does (empty instanceSchema, `system.*`
+titles): the second run must find the first run's blessed model through the spec's own resolver
+queries and compare against it.
 """
 
 import json
@@ -18,9 +21,10 @@ from core import evaluation_metrics
 from core import int8_tflite
 from core import push_manifest
 from mnist_tfx import cli
+from tests import images
 from tests import kfp_v2_driver
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # Two pipeline runs, ~20 subprocesses.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # Two pipeline runs, 16 containers.
 
 BLESSING_RESOLVER = "latest_blessed_model_resolver-model-blessing-resolver"
 MODEL_RESOLVER = "latest_blessed_model_resolver-model-resolver"
@@ -29,14 +33,16 @@ CONTAINER_TASKS = ("MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "Examp
 
 
 @pytest.fixture(scope="module")
-def two_runs(mnist_slice_dir, unpacked_wheel, tmp_path_factory):
-  root = tmp_path_factory.mktemp("kfp_root")
+def two_runs(kubeflow_image, mnist_slice_dir, tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("kfp_root"))
+  in_image = images.task_runner(kubeflow_image, images.RunOptions(
+      volumes={root: root, mnist_slice_dir: f"{mnist_slice_dir}:ro"}))
 
   def compile_spec(seed: int) -> dict:
     spec_file = str(tmp_path_factory.mktemp("spec") / "pipeline.yaml")
     assert cli.main([
         "kubeflow", "compile", "--output", spec_file, "--image", "stand-in/not-pulled:test",
-        "--pipeline-root", str(root / "pipeline_root"), "--data-dir", mnist_slice_dir,
+        "--pipeline-root", f"{root}/pipeline_root", "--data-dir", mnist_slice_dir,
         "--paths-mounted-in-pods", "--beam-arg=--direct_running_mode=in_memory",
         # One small epoch; bless from 0.5 and whatever the baseline did, so both runs push.
         "--epochs", "1", "--train-config", "batch_size=16", "--train-config", "max_shift=0",
@@ -45,9 +51,8 @@ def two_runs(mnist_slice_dir, unpacked_wheel, tmp_path_factory):
     return kfp_v2_driver.read_pipeline_spec(spec_file)
 
   driver = kfp_v2_driver.PipelineSpecRunner(
-      compile_spec(seed=0), pipeline_root=str(root / "pipeline_root"),
-      work_dir=str(root / "pods"), python_path=unpacked_wheel,
-      env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"})
+      compile_spec(seed=0), pipeline_root=f"{root}/pipeline_root", work_dir=f"{root}/pods",
+      run_task=in_image)
   first = driver.run("run-1", kfp_v2_driver.Launcher.VERTEX)
   # Run 2 is the same pipeline resubmitted with another seed: a new model, which the evaluator
   # must compare with run 1's blessed one (an identical model would be recognised as the same
