@@ -8,12 +8,14 @@ trains a model; it is also `slow` when it uses a container image (built with bui
 import pytest
 
 pytest_plugins = ["tests.fixtures_data", "tests.fixtures_images", "tests.fixtures_model",
-                  "tests.fixtures_serving", "tests.fixtures_wheel", "tests.data_validation"]
+                  "tests.fixtures_serving", "tests.fixtures_wheel", "tests.data_validation",
+                  "tests.fixtures_object_store"]
 
-# Fixtures that run MnistExampleGen's Beam pipeline or train a model (seconds each).
+# Fixtures that run MnistExampleGen's Beam pipeline, train a model (seconds each) or start the
+# object store stand-in (a server).
 _HEAVY_FIXTURES = frozenset({
     "examples_artifact", "examples_dir", "trained_model", "trained_model_dir",
-    "untrained_model_dir", "pushed_version", "validated_slices",
+    "untrained_model_dir", "pushed_version", "validated_slices", "s3_store", "s3_mnist_slice",
 })
 # Fixtures that build container images (tests/fixtures_images.py: minutes when cold): `slow` too.
 _IMAGE_FIXTURES = frozenset({"python_standin", "serving_image", "kubeflow_image"})

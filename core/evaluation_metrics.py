@@ -59,16 +59,37 @@ class Int8Metrics(ClassificationMetrics):
 
 
 class ModelInfo(_Schema):
-  """A judged model: its artifact URI, MLMD id and SavedModel directory."""
+  """The candidate: its Model artifact's URI, ML Metadata id and SavedModel directory."""
   uri: str
   id: int
   saved_model_path: str
 
 
+class DeployedVersion(_Schema):
+  """A version the pusher published (DEST/<N>/, core/versions.py), as the evaluator verified it:
+  its model.json read and checked (core/push_manifest.py), its model.tflite's sha256 equal to the
+  one model.json lists."""
+  destination: str  # The push destination DEST.
+  version: pydantic.PositiveInt
+  tflite_sha256: Sha256  # Of DEST/<N>/model.tflite.
+  source_model_uri: str  # The Trainer's Model it was converted from (its model.json says).
+
+
 class BaselineMetrics(_Schema):
-  """The model the candidate was compared with, measured on the same examples."""
-  model: ModelInfo
+  """The deployed version the candidate was compared with: its int8 bytes run on the same
+  examples with the same runtime as the candidate's."""
+  deployed: Optional[DeployedVersion] = None
+  # Files written before the baseline was the deployed version name the last blessed model in ML
+  # Metadata instead; they are still read (a pushed version's model.json holds its metrics.json).
+  model: Optional[ModelInfo] = None
   int8: Int8Metrics
+
+  @pydantic.model_validator(mode="after")
+  def _names_one_baseline(self) -> "BaselineMetrics":
+    if (self.deployed is None) == (self.model is None):
+      raise ValueError("a baseline is either 'deployed' (a pushed version) or, in older files, "
+                       "'model'")
+    return self
 
 
 class Thresholds(_Schema):
@@ -89,8 +110,8 @@ class EvaluationMetrics(_Schema):
   float_model: ClassificationMetrics = pydantic.Field(alias="float")
   int8_float_agreement: Fraction  # Share of examples where int8 and float predict the same digit.
   quantization_accuracy_drop: float  # float accuracy - int8 accuracy (negative when int8 wins).
-  baseline: Optional[BaselineMetrics]
-  baseline_skipped: Optional[str]  # Why no comparison was made although a baseline existed.
+  baseline: Optional[BaselineMetrics]  # None: nothing verified deployed, or no comparison made.
+  baseline_skipped: Optional[str]  # Why no comparison was made although a version was deployed.
   thresholds: Thresholds
   blessed: bool
   reason: str  # The verdict in plain words, every check with its numbers.

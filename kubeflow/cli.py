@@ -7,40 +7,78 @@ flags are defined here.
 
 import argparse
 import os
+import sys
 
 from core import errors
 from core import paths
 from pipeline import configs
 from pipeline import options
 
+from . import submit
+
+
+def env_variable(text: str):
+  """An argparse type: NAME=VALUE."""
+  name, sep, value = text.partition("=")
+  if not sep or not name:
+    raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+  return name, value
+
+
+def secret_variable(text: str):
+  """An argparse type: SECRET:KEY=NAME, as runner.SecretEnv."""
+  from . import runner
+  secret_key, sep, name = text.partition("=")
+  secret, colon, key = secret_key.partition(":")
+  if not (sep and colon and secret and key and name):
+    raise argparse.ArgumentTypeError(f"expected SECRET:KEY=NAME, got {text!r}")
+  return runner.SecretEnv(secret, key, name)
+
+
+def _add_pod_options(parser: argparse.ArgumentParser) -> None:
+  """What every task's pod gets besides the image: variables, and variables from secrets."""
+  parser.add_argument(
+      "--env", action="append", default=[], type=env_variable, metavar="NAME=VALUE",
+      help="A variable of every task's container, repeatable, e.g. the object store's "
+      "--env AWS_ENDPOINT_URL=http://minio-service.kubeflow:9000 --env AWS_REGION=us-east-1. "
+      "Not for secrets: the spec is stored and shown in clear.")
+  parser.add_argument(
+      "--secret-env", action="append", default=[], type=secret_variable,
+      metavar="SECRET:KEY=NAME",
+      help="A variable every task's pod takes from KEY of the Kubernetes secret SECRET in the "
+      "run's namespace (the platform spec kfp-kubernetes' use_secret_as_env writes), repeatable, "
+      "e.g. --secret-env mlpipeline-minio-artifact:accesskey=AWS_ACCESS_KEY_ID "
+      "--secret-env mlpipeline-minio-artifact:secretkey=AWS_SECRET_ACCESS_KEY.")
+
 
 def _add_compile_options(parser: argparse.ArgumentParser) -> None:
   """What both subcommands compile: the image, the cluster's paths and the shared options."""
   parser.add_argument("--image", required=True,
                       help="Container image for every component, built from kubeflow/Dockerfile "
-                      "and pushed to a registry the cluster pulls from, e.g. "
-                      "us-docker.pkg.dev/PROJECT/REPO/mnist-edgetpu-tfx:TAG.")
+                      "and pushed to a registry the cluster pulls from, best by digest, e.g. "
+                      "us-docker.pkg.dev/PROJECT/REPO/mnist-edgetpu-tfx@sha256:... (the cache "
+                      "key holds the image's name: a mutable tag such as :latest is warned "
+                      "about).")
   parser.add_argument("--pipeline-root", required=True,
-                      help="Artifact root the pods can write, e.g. gs://bucket/mnist-edgetpu. "
-                      "Every artifact, the trainer's checkpoints and (unless --push-destination "
-                      f"says otherwise) the pushed models PIPELINE_ROOT/{paths.PUSHED_MODELS_DIR}"
-                      " go under it.")
+                      help="Artifact root in object storage the pods can write: gs://BUCKET/PATH "
+                      "or s3://BUCKET/PATH (MinIO and other S3-compatible stores through s3:// "
+                      "and AWS_ENDPOINT_URL). Every artifact, the trainer's checkpoints and "
+                      "(unless --push-destination says otherwise) the pushed models "
+                      f"PIPELINE_ROOT/{paths.PUSHED_MODELS_DIR} go under it.")
   parser.add_argument("--data-dir", required=True,
-                      help="MNIST-format IDX files the pods can read (the four standard names, "
-                      "gzipped or raw), e.g. gs://bucket/mnist.")
-  parser.add_argument("--paths-mounted-in-pods", action="store_true",
-                      help="Accept absolute local paths for --pipeline-root, --data-dir and "
-                      "--push-destination: they are mounted at the same place in every pod (a "
-                      "shared volume). Without it, only URIs (gs://, s3://, ...) are accepted.")
+                      help="MNIST-format IDX files in object storage (the four standard names, "
+                      "gzipped or raw), gs://BUCKET/PATH or s3://BUCKET/PATH; read here too, to "
+                      "fingerprint the data for the cache key.")
   parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME, type=options.pipeline_name,
                       help=f"The pipeline's name, following {configs.PIPELINE_NAME_RULE}; runs of "
-                      "one name share ML Metadata's history of blessed models "
+                      "one name share Kubeflow Pipelines' cache "
                       "(default: %(default)s).")
   options.add_beam_args(parser, "Default: Beam's DirectRunner inside each component's pod; "
                         "e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P "
                         "--beam-arg=--region=R --beam-arg=--temp_location=gs://bucket/tmp, or "
                         "--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=HOST:8081 "
                         "--beam-arg=--environment_type=EXTERNAL ...")
+  _add_pod_options(parser)
   options.add_pipeline_options(parser)
 
 
@@ -66,10 +104,11 @@ def add_parser(commands) -> None:
 
   submit_parser = steps.add_parser(
       "submit", help="Compile the pipeline and start a run on a Kubeflow Pipelines server.",
-      description="Compiles the pipeline (as `compile` does) and starts a run with "
-      "kfp.Client.create_run_from_pipeline_package, printing the run's URL. Authentication as "
-      "the KFP SDK does it: a service-account token read from --token-path or from the file "
-      "named by KF_PIPELINES_SA_TOKEN_PATH (refreshed on each request), else none (e.g. through "
+      description="Compiles the pipeline (as `compile` does) and starts a run through the "
+      "Pipelines v2beta1 API (the calls of kfp.Client.create_run_from_pipeline_package, each "
+      "bounded by --api-timeout), printing the run's URL. Authentication as the KFP SDK does "
+      "it: a service-account token read from --token-path or from the file named by "
+      "KF_PIPELINES_SA_TOKEN_PATH (refreshed on each request), else none (e.g. through "
       "`kubectl port-forward`). The token is never printed or written anywhere.")
   submit_parser.add_argument("--host", required=True,
                              help="The Kubeflow Pipelines API endpoint, e.g. "
@@ -86,6 +125,10 @@ def add_parser(commands) -> None:
   submit_parser.add_argument("--token-path",
                              help="File holding the bearer token (e.g. a projected "
                              "service-account token); default: $KF_PIPELINES_SA_TOKEN_PATH.")
+  submit_parser.add_argument("--api-timeout", type=float,
+                             default=submit.DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
+                             help="Give up on any API call not answered within this time "
+                             "(default: %(default)s s).")
   submit_parser.add_argument("--output", default=None,
                              help="Also keep the submitted spec here (default: a temporary file, "
                              "removed after the submission).")
@@ -101,11 +144,14 @@ def _default_output() -> str:
 def _compile(args: argparse.Namespace, output: str):
   """Raises PipelineInputError for a path the pods cannot read or settings the pipeline refuses."""
   from . import runner
+  warning = runner.mutable_image_warning(args.image)
+  if warning:
+    print(f"warning: {warning}", file=sys.stderr, flush=True)
   try:
     return runner.compile_pipeline(
         output, image=args.image, pipeline_root=args.pipeline_root, data_dir=args.data_dir,
         beam_pipeline_args=args.beam_args, pipeline_name=args.pipeline_name,
-        paths_mounted_in_pods=args.paths_mounted_in_pods, **options.pipeline_options(args))
+        env=dict(args.env), secret_env=args.secret_env, **options.pipeline_options(args))
   except errors.PipelineInputError:
     raise
   except ValueError as error:  # Refused by create_pipeline (thresholds, hyperparameters, ...).
@@ -121,12 +167,12 @@ def compile_command(args: argparse.Namespace) -> int:
 def submit_command(args: argparse.Namespace) -> int:
   import tempfile
 
-  from . import submit
   with tempfile.TemporaryDirectory() as tmp:
     output = args.output or os.path.join(tmp, _default_output())
     _compile(args, output)
     url = submit.submit(output, host=args.host, pipeline_root=args.pipeline_root,
                         experiment=args.experiment, run_name=args.run_name,
-                        namespace=args.namespace, token_path=args.token_path)
+                        namespace=args.namespace, token_path=args.token_path,
+                        timeout_seconds=args.api_timeout)
   print(f"Run started: {url}")
   return errors.EXIT_OK

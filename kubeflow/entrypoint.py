@@ -7,32 +7,37 @@ delegates to that runner after adapting what the open-source KFP v2 backend hand
 installed package's files is edited; the adaptations live here and only in this process.
 
 What the open-source KFP v2 driver and launcher do differently from Vertex AI, and what is done
-about it (sources: tensorflow/tfx#7768, TFX 1.16 + kfp 2.5 on Kubeflow 1.8; the TFX patch of
+about it (sources: kubeflow/pipelines' backend source, cited below with its release tags;
+tensorflow/tfx#7768, TFX 1.16 + kfp 2.5 on Kubeflow 1.8; the TFX patch of
 sky-uk/kfp-operator, provider-service/kfp/tfx-patch, its patches 2, 3, 4 and 7;
 kubeflow/pipelines#13476 and its fix under review, kubeflow/pipelines#13537):
 
-1. Input artifacts resolved from ML Metadata arrive with an empty `instanceSchema`, or with a
+1. Input artifacts resolved from ML Metadata arrive with an empty `instanceSchema`
+   (backend/src/v2/metadata/client.go, GetOutputArtifactsByExecutionId: `Schema: ""`), or with a
    `system.*` schema title (`system.Dataset`, `system.Model`, `system.Artifact`) that TFX's
    title-to-class table does not know (ImportError on `system.Model`) and that no longer tells
    Examples from Dataset or PushedModel from Model. Each such input's type is restored from the
    task's own `inputDefinitions` (compiled by TFX into `--json_serialized_inputs_spec_args`, so the
    spec must be compiled with `use_pipeline_spec_2_1`) before TFX parses the ExecutorInput.
-2. TensorFlow's legacy GCS filesystem (TF <= 2.16) leaves zero-byte directory-marker objects
+2. From KFP 2.5 the driver adds an output artifact `executor-logs` typed
+   `schemaTitle: system.Artifact` to every task's ExecutorInput (backend/src/v2/driver/driver.go,
+   provisionOutputs, 2.5.0 :2024-2038, HEAD :746-760; on by default): the launcher writes the
+   task's console into it and uploads it. TFX would parse it as an output of the executor and fail
+   on the unknown type. TFX compiles every output it declares with its own `instanceSchema`, so an
+   output typed with a `system.*` schema title is the backend's: it is removed from the
+   ExecutorInput TFX parses (and so never appears in the ExecutorOutput), and left to the launcher.
+3. TensorFlow's legacy GCS filesystem (TF <= 2.16) leaves zero-byte directory-marker objects
    (`.../Format-Serving/`) under output URIs; the launcher of the next task downloads them as files
    and then fails to create the directory of the same name (`mkdir ...: not a directory`). After
    the executor ran, every zero-byte object whose name ends in `/` under an output URI is deleted.
    (kfp-operator's other answer, flattening `Format-Serving/`, changes TFX's model layout and
-   breaks Vertex AI; it is not used.)
-3. The model resolver's query matches the Model whose runtime `name` equals the blessing's
-   `current_model_id`. TFX rewrites that property from its hashed integer id to the runtime name
-   only for subclasses of its own Evaluator executor; the Int8Evaluator is not one, so the same
-   rewrite (TFX's `refactor_model_blessing`) is applied to every ModelBlessing output that still
-   carries an integer id.
+   breaks Vertex AI; it is not used.) tensorflow-io's s3:// writes no such markers.
 
-And one adaptation of ours: a parameter whose value is `python-package://PACKAGE/PATH` names a
-data file of this project's installed package (the curated schema, e.g.
-`python-package://pipeline/schema/schema.pbtxt`) and is replaced by that file's path inside the
-container, so that the compiled spec carries no path of the machine that compiled it.
+And two of ours: a process that touches an s3:// path first imports `pipeline.s3_filesystem` (s3://
+for TensorFlow, and the exit status kept: see its docstring), and a parameter whose value is
+`python-package://PACKAGE/PATH` names a data file of this project's installed package (the curated
+schema, e.g. `python-package://pipeline/schema/schema.pbtxt`) and is replaced by that file's path
+inside the container, so that the compiled spec carries no path of the machine that compiled it.
 """
 
 import importlib.resources
@@ -118,6 +123,22 @@ def restore_input_types(executor_input: Dict[str, Any],
   return restored
 
 
+def remove_backend_outputs(executor_input: Dict[str, Any]) -> List[str]:
+  """Removes the outputs the backend added (typed with a `system.*` schema title, e.g.
+  `executor-logs`); returns their keys.
+
+  Args:
+    executor_input: the ExecutorInput as a JSON dict (changed in place).
+  """
+  outputs = executor_input.get("outputs", {}).get("artifacts", {})
+  added = sorted(key for key, artifact_list in outputs.items()
+                 if any(artifact.get("type", {}).get("schemaTitle", "").startswith(
+                     SYSTEM_TITLE_PREFIX) for artifact in artifact_list.get("artifacts", [])))
+  for key in added:
+    del outputs[key]
+  return added
+
+
 def directory_markers(objects: Mapping[str, int]) -> List[str]:
   """The names, among `{object name: size in bytes}`, of zero-byte directory markers."""
   return sorted(name for name, size in objects.items() if size == 0 and name.endswith("/"))
@@ -146,27 +167,11 @@ def delete_gcs_directory_markers(uri: str, client: Optional[Any] = None) -> List
   return markers
 
 
-def _model_blessing_ids_to_names(output_dict, name_from_id) -> None:
-  from tfx.components.evaluator import constants as tfx_evaluator_constants
-  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
-  from tfx.types import standard_artifacts
-  keys = (tfx_evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY,
-          tfx_evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)
-  for artifacts in output_dict.values():
-    for artifact in artifacts:
-      if not isinstance(artifact, standard_artifacts.ModelBlessing):
-        continue
-      custom = artifact.mlmd_artifact.custom_properties
-      if any(key in custom and custom[key].HasField("int_value") for key in keys):
-        kubeflow_v2_entrypoint_utils.refactor_model_blessing(artifact, name_from_id)
-
-
 def _wrap_translate_executor_output(original: Callable,
                                     delete_markers: Callable[[str], Any]) -> Callable:
-  """TFX's `translate_executor_output`, preceded by the blessing-id and marker fixes."""
+  """TFX's `translate_executor_output`, preceded by the directory-marker clean-up."""
 
   def translate(output_dict, name_from_id):
-    _model_blessing_ids_to_names(output_dict, name_from_id)
     for artifacts in output_dict.values():
       for artifact in artifacts:
         delete_markers(artifact.uri)
@@ -177,7 +182,8 @@ def _wrap_translate_executor_output(original: Callable,
 
 def adapt_arguments(argv: List[str]) -> List[str]:
   """The arguments with the ExecutorInput adapted: untyped inputs re-typed (see
-  `restore_input_types`), package-data parameters resolved (`resolve_package_data_parameters`).
+  `restore_input_types`), the backend's own outputs removed (`remove_backend_outputs`),
+  package-data parameters resolved (`resolve_package_data_parameters`).
 
   Raises:
     ValueError: no ExecutorInput, or an untyped input the task does not declare.
@@ -194,6 +200,9 @@ def adapt_arguments(argv: List[str]) -> List[str]:
     if restored:
       logging.info("Restored the TFX types of inputs %s from the task's inputDefinitions",
                    sorted(set(restored)))
+  removed = remove_backend_outputs(executor_input)
+  if removed:
+    logging.info("Left the backend's outputs %s to the launcher", removed)
   resolve_package_data_parameters(executor_input)
   argv[invocation_at] = json.dumps(executor_input)
   return argv
@@ -205,7 +214,11 @@ def main(argv: Optional[List[str]] = None,
   from absl import app
   from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
   from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
-  argv = adapt_arguments(sys.argv if argv is None else argv)
+
+  from pipeline import object_store
+  argv = sys.argv if argv is None else argv
+  object_store.enable_s3_if_needed(argv)  # Before TFX or Beam touch a path.
+  argv = adapt_arguments(argv)
   # Called by the runner as `kubeflow_v2_entrypoint_utils.translate_executor_output`: this
   # process's module attribute is replaced, the installed file is not touched.
   kubeflow_v2_entrypoint_utils.translate_executor_output = _wrap_translate_executor_output(

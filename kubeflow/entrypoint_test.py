@@ -24,16 +24,15 @@ EXAMPLES_SCHEMA = ("title: tfx.Examples\ntype: object\nproperties:\n  split_name
                    "    type: string\n")
 MODEL_SCHEMA = "title: tfx.Model\ntype: object\n"
 INPUTS_SPEC = {"artifacts": {"examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}},
-                             "baseline_model": {"artifactType": {"instanceSchema": MODEL_SCHEMA}}}}
+                             "model": {"artifactType": {"instanceSchema": MODEL_SCHEMA}}}}
 
 
 def executor_input(examples_type, model_type):
   return {"inputs": {"artifacts": {
-      "examples": {"artifacts": [{"name": "run.MnistExampleGen.examples", "uri": "gs://b/ex",
-                                  "type": examples_type,
+      "examples": {"artifacts": [{"name": "57", "uri": "gs://b/ex", "type": examples_type,
                                   "metadata": {"split_names": '["train", "eval"]'}}]},
-      "baseline_model": {"artifacts": [{"name": "run.Trainer.model", "uri": "gs://b/model",
-                                        "type": model_type, "metadata": {}}]}}}}
+      "model": {"artifacts": [{"name": "61", "uri": "gs://b/model", "type": model_type,
+                               "metadata": {}}]}}}}
 
 
 def parse_inputs(executor_input_json):
@@ -50,12 +49,12 @@ def parse_inputs(executor_input_json):
 def test_untyped_inputs_get_the_declared_tfx_types(examples_type, model_type):
   received = executor_input(examples_type, model_type)
   assert sorted(entrypoint.restore_input_types(received, INPUTS_SPEC)) == [
-      "baseline_model", "examples"]
+      "examples", "model"]
   inputs = parse_inputs(received)
   examples = artifact_utils.get_single_instance(inputs["examples"])
   assert isinstance(examples, standard_artifacts.Examples)
   assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
-  assert isinstance(artifact_utils.get_single_instance(inputs["baseline_model"]),
+  assert isinstance(artifact_utils.get_single_instance(inputs["model"]),
                     standard_artifacts.Model)
 
 
@@ -75,7 +74,7 @@ def test_typed_inputs_are_left_as_they_are():
 
 def test_an_untyped_input_the_task_does_not_declare_is_an_error():
   received = executor_input({"instanceSchema": ""}, {"instanceSchema": ""})
-  with pytest.raises(ValueError, match="'baseline_model' has no TFX type"):
+  with pytest.raises(ValueError, match="'model' has no TFX type"):
     entrypoint.restore_input_types(received, {"artifacts": {
         "examples": INPUTS_SPEC["artifacts"]["examples"]}})
 
@@ -89,7 +88,7 @@ def test_arguments_are_adapted_in_place_of_the_executor_input():
   adapted = entrypoint.adapt_arguments(argv)
   assert adapted[:4] == argv[:4] and adapted[5:] == argv[5:]
   sent = json.loads(adapted[4])
-  assert sent["inputs"]["artifacts"]["baseline_model"]["artifacts"][0]["type"] == {
+  assert sent["inputs"]["artifacts"]["model"]["artifacts"][0]["type"] == {
       "instanceSchema": MODEL_SCHEMA}
   # The schema named as package data is the installed project's own file.
   schema_path = sent["inputs"]["parameterValues"]["schema_file"]
@@ -105,24 +104,62 @@ def test_package_data_the_image_lacks_is_a_clear_error():
     entrypoint.resolve_package_data("python-package://no_such_package/x.txt")
 
 
-def test_blessing_model_ids_become_the_models_runtime_names():
-  # The model resolver's query matches the blessing's current_model_id against Model names.
-  received = executor_input({"instanceSchema": EXAMPLES_SCHEMA}, {"instanceSchema": MODEL_SCHEMA})
-  name_from_id = {}
+# What the open-source driver hands a task from KFP 2.5 on (backend/src/v2/driver/driver.go,
+# provisionOutputs, 2.5.0 :2024-2052): the declared outputs under
+# ROOT/<pipeline>/<run>/<task>/<uuid4>/<key>, plus `executor-logs` typed system.Artifact; inputs
+# named by their ML Metadata ids with an empty instanceSchema (metadata/converter.go,
+# toRuntimeArtifact); the output file in the container (component/launcher_v2.go).
+BLESSING_SCHEMA = "title: tfx.ModelBlessing\ntype: object\n"
+TASK_ROOT = "s3://bucket/root/mnist-edgetpu/3f0c6c1e-run/Int8Evaluator/9a8b7c6d-salt"
+KFP_25_EXECUTOR_INPUT = {
+    "inputs": {
+        "parameterValues": {"eval_split": "eval"},
+        "artifacts": {
+            "examples": {"artifacts": [{
+                "name": "57", "type": {"instanceSchema": ""},
+                "uri": "s3://bucket/root/mnist-edgetpu/3f0c6c1e-run/MnistExampleGen/1-salt/examples",
+                "metadata": {"display_name": "examples", "split_names": '["train", "eval"]'}}]},
+            "model": {"artifacts": [{
+                "name": "61", "type": {"instanceSchema": ""},
+                "uri": "s3://bucket/root/mnist-edgetpu/3f0c6c1e-run/Trainer/2-salt/model",
+                "metadata": {"display_name": "model"}}]}}},
+    "outputs": {
+        "artifacts": {
+            "blessing": {"artifacts": [{"type": {"instanceSchema": BLESSING_SCHEMA},
+                                        "uri": f"{TASK_ROOT}/blessing"}]},
+            "executor-logs": {"artifacts": [{"type": {"schemaTitle": "system.Artifact"},
+                                             "uri": f"{TASK_ROOT}/executor-logs"}]}},
+        "outputFile": "/tmp/kfp_outputs/output_metadata.json"}}
+
+
+def parse_outputs(executor_input_json):
   parsed = pipeline_spec_pb2.ExecutorInput()
-  json_format.ParseDict(received, parsed)
-  inputs = kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict(parsed.inputs.artifacts,
-                                                                name_from_id)
-  model = artifact_utils.get_single_instance(inputs["baseline_model"])
-  blessing = standard_artifacts.ModelBlessing()
-  blessing.set_int_custom_property("current_model_id", model.id)
-  blessing.set_int_custom_property("blessed", 1)
-  translated = entrypoint._wrap_translate_executor_output(
-      kubeflow_v2_entrypoint_utils.translate_executor_output, lambda uri: None)(
-          {"blessing": [blessing]}, name_from_id)
-  metadata = json_format.MessageToDict(translated["blessing"].artifacts[0])["metadata"]
-  assert metadata["current_model_id"] == "run.Trainer.model"
-  assert metadata["blessed"] == 1
+  json_format.ParseDict(executor_input_json, parsed, ignore_unknown_fields=True)
+  return kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict(parsed.outputs.artifacts, {})
+
+
+def test_tfx_alone_fails_on_the_executor_logs_output_of_kfp_2_5():
+  with pytest.raises(ImportError):
+    parse_outputs(KFP_25_EXECUTOR_INPUT)
+
+
+def test_outputs_the_backend_added_are_left_to_the_launcher():
+  received = json.loads(json.dumps(KFP_25_EXECUTOR_INPUT))
+  argv = ["entrypoint", "--executor_class_path", "x.Executor", "--json_serialized_invocation_args",
+          json.dumps(received), "--json_serialized_inputs_spec_args", json.dumps(INPUTS_SPEC)]
+  sent = json.loads(entrypoint.adapt_arguments(argv)[4])
+  assert list(sent["outputs"]["artifacts"]) == ["blessing"]
+  assert sent["outputs"]["outputFile"] == KFP_25_EXECUTOR_INPUT["outputs"]["outputFile"]
+  [blessing] = parse_outputs(sent)["blessing"]
+  assert isinstance(blessing, standard_artifacts.ModelBlessing)
+  assert blessing.uri == f"{TASK_ROOT}/blessing"
+  inputs = parse_inputs(sent)
+  assert isinstance(artifact_utils.get_single_instance(inputs["model"]), standard_artifacts.Model)
+  # Vertex AI adds nothing: its ExecutorInput passes unchanged.
+  vertex = {"outputs": {"artifacts": {"blessing": KFP_25_EXECUTOR_INPUT["outputs"]["artifacts"][
+      "blessing"]}}}
+  assert entrypoint.remove_backend_outputs(vertex) == []
+  assert list(vertex["outputs"]["artifacts"]) == ["blessing"]
 
 
 class GcsJsonApiStandIn(http.server.BaseHTTPRequestHandler):

@@ -23,10 +23,10 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
+def spec(tmp_path_factory, s3_mnist_slice):
   output = str(tmp_path_factory.mktemp("spec") / "pipeline.yaml")
-  runner.compile_pipeline(output, image="img", pipeline_root="gs://bucket/root",
-                          data_dir="gs://bucket/mnist")
+  runner.compile_pipeline(output, image="img", pipeline_root=f"{s3_mnist_slice}-root",
+                          data_dir=s3_mnist_slice)
   return kfp_v2_driver.read_pipeline_spec(output)
 
 
@@ -38,6 +38,8 @@ def spec_needs(spec):
     args = executor.get("container", {}).get("args", [])
     if "--executor_class_path" in args:
       modules.add(args[args.index("--executor_class_path") + 1].rsplit(".", 1)[0])
+    # Beam's plugins (s3:// for TensorFlow in Beam's workers) are imported by module name.
+    modules.update(arg.split("=", 1)[1] for arg in args if arg.startswith("--beam_plugins="))
   for task in spec["root"]["dag"]["tasks"].values():
     for name, parameter in task.get("inputs", {}).get("parameters", {}).items():
       value = parameter.get("runtimeValue", {}).get("constant")
@@ -51,7 +53,7 @@ def spec_needs(spec):
 def test_wheel_holds_every_module_and_data_file_the_spec_needs(spec, project_wheel,
                                                                unpacked_wheel, tmp_path):
   modules, data = spec_needs(spec)
-  assert "trainer_module.run" in modules and "components.pusher.executor" in modules
+  assert {"trainer_module.run", "components.pusher.executor", "pipeline.s3_filesystem"} <= modules
   assert data == {"python-package://pipeline/schema/schema.pbtxt"}
   with zipfile.ZipFile(project_wheel) as wheel:
     names = set(wheel.namelist())

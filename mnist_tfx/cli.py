@@ -18,6 +18,7 @@ from components.evaluator import constants as evaluator_constants
 from core import errors
 from core import paths
 from mnist_tfx import console
+from pipeline import object_store
 from pipeline import options
 
 
@@ -299,6 +300,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   absl_logging.set_verbosity(absl_logging.INFO if args.func is run_command else
                              absl_logging.WARNING)
   try:
+    # Any s3:// path among the options: TensorFlow's s3:// before anything reads it, and the exit
+    # code kept (pipeline/s3_filesystem.py).
+    object_store.enable_s3_if_needed(value for value in vars(args).values()
+                                     if isinstance(value, str))
     return args.func(args)
   except Exception as error:  # pylint: disable=broad-except  # One line and the exit code.
     return errors.report(error, f"mnist-tfx {_command_name(args)}")

@@ -33,6 +33,7 @@ from core import push_manifest
 from mnist_tfx import local_runner
 from mnist_tfx import mlmd_queries
 from pipeline import configs
+from pipeline import pipeline as pipeline_def
 from tests import cli_runs
 from tests import data_validation
 from tests import mnist_slices
@@ -66,7 +67,7 @@ def test_console_is_short_and_ends_with_the_summary_and_report(slice_run):
   assert slice_run.stdout.startswith(f"== {configs.PIPELINE_NAME}: summary of the last run ==")
   finished = [line for line in slice_run.stderr.splitlines() if " done in " in line]
   assert [line.split()[1] for line in finished] == [
-      "ImportSchemaGen", "MnistExampleGen", "latest_blessed_model_resolver", "StatisticsGen",
+      "ImportSchemaGen", "MnistExampleGen", "StatisticsGen",
       "ExampleValidator", "AnomaliesGate", "Trainer", "Int8Evaluator", "EdgeTpuPusher"]
   examples = [line for line in finished if "MnistExampleGen" in line][0]
   assert examples.endswith("train 2000, eval 500 examples")
@@ -194,20 +195,24 @@ def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_ver
   first = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
   assert pushed_versions(pipeline_root) == [1]
 
-  # Run 2, nothing changed: served from the cache up to the Trainer; the resolver's "latest
-  # blessed model" is the candidate itself, so no comparison, and no duplicate version.
+  # Run 2, nothing changed: served from the cache up to the Trainer; the evaluator and the pusher
+  # always run (pipeline.ALWAYS_RUN): the deployed version 1 holds the candidate's own int8 bytes,
+  # so no comparison, and no duplicate version.
   run = cli_runs.run_cli(pipeline_root, mnist_slice_dir)
   assert run.returncode == 0, run.stderr
   assert "Trainer done in" in run.stderr and "(cached)" in run.stderr
   for node_id in ("MnistExampleGen", "StatisticsGen", "ExampleValidator", "Trainer"):
     states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
     assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED]
+  for node_id in pipeline_def.ALWAYS_RUN:
+    states = [e.last_known_state for e in node_executions(pipeline_root, node_id)]
+    assert states == [metadata_store_pb2.Execution.COMPLETE] * 2, node_id
   second = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
   assert second["Model"].id == first["Model"].id
   metrics = read_metrics(second["ModelEvaluation"])
   assert metrics["baseline"] is None
   assert metrics["baseline_skipped"] == (
-      f"baseline skipped: it is the candidate itself (model id {first['Model'].id})")
+      "baseline skipped: identical to deployed version 1 (same int8 sha256)")
   assert metrics["baseline_skipped"] in metrics["reason"]
   pushed = second["PushedModel"]
   assert pushed.get_int_custom_property(pusher_constants.PUSHED_KEY) == 1
@@ -216,16 +221,21 @@ def test_identical_rerun_pushes_nothing_new_and_changed_data_pushes_the_next_ver
   assert pushed_versions(pipeline_root) == [1]
   assert "nothing new pushed: identical to version 1" in run.stdout
 
-  # Run 3, the data changed: a new model, judged against run 1's blessed model, is version 2.
+  # Run 3, the data changed: a new model, judged against the deployed version 1 (run 1's model),
+  # is version 2.
   changed_data = mnist_slices.write_slice(str(tmp_path / "changed"), 1900, 500)
   run = cli_runs.run_cli(pipeline_root, changed_data, "--baseline-tolerance", "1")
   assert run.returncode == 0, run.stderr
   third = mlmd_queries.last_run_artifacts(config, configs.PIPELINE_NAME)
   assert third["Model"].id != first["Model"].id
   metrics = read_metrics(third["ModelEvaluation"])
-  assert metrics["baseline"]["model"]["id"] == first["Model"].id
+  deployed = metrics["baseline"]["deployed"]
+  assert (deployed["version"], deployed["source_model_uri"]) == (1, first["Model"].uri)
+  assert deployed["destination"] == os.path.join(pipeline_root, paths.PUSHED_MODELS_DIR)
+  first_metrics = read_metrics(first["ModelEvaluation"])
+  assert deployed["tflite_sha256"] == first_metrics["int8"]["tflite_sha256"]
   assert metrics["baseline_skipped"] is None
-  assert "baseline int8 accuracy" in metrics["reason"]
+  assert "baseline (deployed version 1) int8 accuracy" in metrics["reason"]
   pushed = third["PushedModel"]
   assert pushed.get_int_custom_property(pusher_constants.NEW_VERSION_PUBLISHED_KEY) == 1
   assert pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY) == (

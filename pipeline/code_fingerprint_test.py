@@ -93,6 +93,47 @@ def test_create_pipeline_passes_it_to_the_trainer(tmp_path):
     assert custom_config[hparams_lib.CODE_FINGERPRINT_KEY] == code_fingerprint.fingerprint()
 
 
+PROJECT_COMPONENTS = {"MnistExampleGen": "components/mnist_example_gen/executor.py",
+                      "StatisticsGen": "components/statistics_gen/executor.py",
+                      "ExampleValidator": "components/example_validator/executor.py",
+                      "AnomaliesGate": "components/anomalies_gate/executor.py",
+                      "Int8Evaluator": "components/evaluator/blessing.py",
+                      "EdgeTpuPusher": "components/pusher/versioned_push.py"}
+
+
+def test_create_pipeline_gives_each_project_component_the_fingerprint_of_its_code(tmp_path):
+  from pipeline import pipeline as pipeline_def
+  built = pipeline_def.create_pipeline(str(tmp_path), str(tmp_path / "data"))
+  stamped = {c.id: c.exec_properties.get(code_fingerprint.EXEC_PROPERTY) for c in built.components}
+  # TFX's own ImportSchemaGen and Trainer are pinned by the lock (the Trainer's run_fn has its own
+  # fingerprint in custom_config).
+  assert {node for node, code in stamped.items() if code is None} == {"ImportSchemaGen",
+                                                                      "Trainer"}
+  for node_id, code_file in PROJECT_COMPONENTS.items():
+    component = next(c for c in built.components if c.id == node_id)
+    assert code_file in code_fingerprint.module_code_files(type(component).__module__), node_id
+    assert stamped[node_id] == code_fingerprint.component_fingerprint(component)
+  assert len(set(stamped.values()) - {None}) == len(PROJECT_COMPONENTS)  # One each.
+
+
+def test_an_edit_to_a_components_code_changes_its_fingerprint_alone(tmp_path, project_copy):
+  """The issue's example: an edit to the blessing rule left the compiled spec byte-identical."""
+  from pipeline import pipeline as pipeline_def
+  components = {c.id: c for c in pipeline_def.create_pipeline(
+      str(tmp_path), str(tmp_path / "data")).components}
+
+  def fingerprints():
+    return {node_id: code_fingerprint.component_fingerprint(components[node_id], project_copy)
+            for node_id in PROJECT_COMPONENTS}
+
+  before = fingerprints()
+  assert before == {node_id: components[node_id].exec_properties[code_fingerprint.EXEC_PROPERTY]
+                    for node_id in PROJECT_COMPONENTS}  # A copy of the code: the same.
+  edit(project_copy, "components/evaluator/blessing.py", "_ROUNDING = 1e-9", "_ROUNDING = 1e-8")
+  after = fingerprints()
+  assert {node for node in before if before[node] != after[node]} == {"Int8Evaluator"}
+
+
 def _trainer_pipeline(examples_dir: str, root: str, fingerprint: str) -> tfx.dsl.Pipeline:
   importer = tfx.dsl.Importer(
       source_uri=examples_dir, artifact_type=tfx.types.standard_artifacts.Examples,

@@ -5,8 +5,7 @@ No TFX or TensorFlow import, so `mnist-tfx --help` can read them at once.
 
 import re
 
-# The pipeline's name in ML Metadata: runs of one name share the cache and the history of
-# blessed models.
+# The pipeline's name in ML Metadata: runs of one name share the cache.
 PIPELINE_NAME = "mnist-edgetpu"
 # The names Kubeflow Pipelines v2 accepts (TFX's kubeflow/v2/pipeline_builder.py checks this at
 # compile time). Every pipeline name must follow it, so a pipeline run locally can move to Kubeflow.

@@ -105,13 +105,14 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
       "(default: %(default)s).")
   evaluation.add_argument(
       "--baseline-tolerance", type=float, default=blessing_lib.DEFAULT_BASELINE_TOLERANCE,
-      help="Bless only if int8 accuracy is at most this fraction below the last blessed model's "
+      help="Bless only if int8 accuracy is at most this fraction below the deployed model's "
       "(default: %(default)s).")
 
   push = parser.add_argument_group("push")
   push.add_argument("--push-destination",
                     help="Directory (any TFX filesystem path) receiving versions 1, 2, ... of the "
-                    f"Edge TPU model (default: PIPELINE_ROOT/{paths.PUSHED_MODELS_DIR}).")
+                    "Edge TPU model; its newest verified version is the evaluator's baseline "
+                    f"(default: PIPELINE_ROOT/{paths.PUSHED_MODELS_DIR}).")
   push.add_argument("--edgetpu-compiler", dest="compiler_path",
                     help="The edgetpu_compiler to run (default: the one on PATH; when there is "
                     "none, the CPU int8 model is pushed and the summary says so).")

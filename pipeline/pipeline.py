@@ -1,7 +1,12 @@
 """The one definition of the pipeline's wiring; the runners (local, Kubeflow) only run it.
 
 MnistExampleGen → StatisticsGen ← ImportSchemaGen → ExampleValidator → AnomaliesGate → Trainer
-→ Evaluator (against the latest blessed model) → EdgeTpuPusher.
+→ Int8Evaluator (against the deployed model: the newest verified version in the push destination)
+→ EdgeTpuPusher.
+
+Every node is a container component (no Resolver): the open-source Kubeflow Pipelines backend
+refuses any other executor when a run is created, and local runs, Vertex AI and open-source KFP
+then behave alike.
 """
 
 import os
@@ -22,14 +27,21 @@ from core import contract
 from core import paths
 from pipeline import code_fingerprint
 from pipeline import configs
+from pipeline import object_store
 from trainer_module import hparams as hparams_lib
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
+# Node ids that run every time, on every runner: their result depends on the push destination (what
+# is deployed), which is no input of theirs, so a cache key of inputs and parameters would hand
+# back a verdict or a push made against another deployed version. TFX 1.16 has only a pipeline-wide
+# cache switch: the runners turn caching off for these nodes in what they compile.
+ALWAYS_RUN = ("Int8Evaluator", "EdgeTpuPusher")
 
 
-def _data_validation(data_dir: str, schema_file: str, allow_anomalies: bool) -> Tuple[Any, ...]:
+def _data_validation(data_dir: str, data_fingerprint: Optional[str], schema_file: str,
+                     allow_anomalies: bool) -> Tuple[Any, ...]:
   """MnistExampleGen -> StatisticsGen <- ImportSchemaGen -> ExampleValidator -> AnomaliesGate."""
-  example_gen = MnistExampleGen(input_dir=data_dir)
+  example_gen = MnistExampleGen(input_dir=data_dir, input_fingerprint=data_fingerprint)
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
   # The schema marks `label` categorical, so its statistics carry the value distribution that the
   # train/eval skew comparator needs.
@@ -72,6 +84,7 @@ def _trainer_config(trainer: str, train_config: Optional[Dict[str, Any]],
 def create_pipeline(
     pipeline_root: str,
     data_dir: str,
+    data_fingerprint: Optional[str] = None,
     pipeline_name: str = configs.PIPELINE_NAME,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -95,6 +108,8 @@ def create_pipeline(
   Args:
     pipeline_root: where every artifact is written (any fileio path).
     data_dir: the MNIST-format IDX files (the four standard names, gzipped or raw).
+    data_fingerprint: their `idx.input_fingerprint`, for orchestrators that do not run
+      MnistExampleGen's driver (Kubeflow Pipelines), so that the cache key follows the data.
     pipeline_name: the MLMD context; runs of one name share cache and blessed-model history.
       It must follow configs.PIPELINE_NAME_RULE (Kubeflow's), else ValueError.
     metadata_connection_config: MLMD connection (None on Kubeflow, which brings its own).
@@ -105,10 +120,10 @@ def create_pipeline(
     trainer: a key of configs.TRAINER_RUN_FNS.
     train_config: the trainer's hyperparameters (its custom_config), e.g. {"epochs": 3}.
     push_destination: where versions of the Edge TPU model are pushed (default:
-      PIPELINE_ROOT/pushed_models).
+      PIPELINE_ROOT/pushed_models); its newest verified version is the evaluator's baseline.
     min_int8_accuracy, max_quantization_drop, baseline_tolerance: the evaluator's blessing rules
-      (fractions): int8 accuracy floor, float-minus-int8 limit, allowed shortfall vs. the last
-      blessed model.
+      (fractions): int8 accuracy floor, float-minus-int8 limit, allowed shortfall vs. the deployed
+      model.
     compiler_path, compiler_flags: edgetpu_compiler to run (default: found on PATH) and extra flags.
     compiler_timeout_seconds: kill the compiler and fail the push after this many seconds.
     require_edgetpu: fail the push when no Edge TPU binary can be produced.
@@ -117,7 +132,7 @@ def create_pipeline(
   configs.check_pipeline_name(pipeline_name)
   custom_config = _trainer_config(trainer, train_config, pipeline_root)
   example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate = (
-      _data_validation(data_dir, schema_file, allow_anomalies))
+      _data_validation(data_dir, data_fingerprint, schema_file, allow_anomalies))
   trainer_component = tfx.components.Trainer(
       run_fn=configs.TRAINER_RUN_FNS[trainer],
       examples=example_gen.outputs["examples"],
@@ -129,16 +144,12 @@ def create_pipeline(
   # The stock Trainer has no anomalies input: this edge is what stops training on bad data.
   trainer_component.add_upstream_node(anomalies_gate)
 
-  # The model to beat: the newest model the evaluator blessed in an earlier run of this pipeline.
-  latest_blessed_model = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id("latest_blessed_model_resolver")
+  destination = push_destination or paths.default_push_destination(pipeline_root)
+  # The model to beat is what is deployed: the newest verified version the pusher published there.
   evaluator = evaluator_component.Int8Evaluator(
       examples=example_gen.outputs["examples"],
       model=trainer_component.outputs["model"],
-      baseline_model=latest_blessed_model.outputs["model"],
+      push_destination=destination,
       min_int8_accuracy=min_int8_accuracy,
       max_quantization_drop=max_quantization_drop,
       baseline_tolerance=baseline_tolerance,
@@ -147,7 +158,7 @@ def create_pipeline(
       model=trainer_component.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
       evaluation=evaluator.outputs["evaluation"],
-      push_destination=push_destination or paths.default_push_destination(pipeline_root),
+      push_destination=destination,
       compiler_path=compiler_path,
       compiler_flags=compiler_flags,
       compiler_timeout_seconds=compiler_timeout_seconds,
@@ -157,13 +168,16 @@ def create_pipeline(
 
   components: List[Any] = [
       example_gen, schema_gen, statistics_gen, example_validator, anomalies_gate,
-      trainer_component, latest_blessed_model, evaluator, pusher
+      trainer_component, evaluator, pusher
   ]
+  code_fingerprint.stamp(components)  # Each cache key follows its component's code.
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
       components=components,
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=beam_pipeline_args or [],
+      # Beam's workers import the s3:// filesystem too when a path is on s3://.
+      beam_pipeline_args=object_store.beam_args([pipeline_root, data_dir, destination],
+                                                beam_pipeline_args or []),
   )

@@ -17,11 +17,13 @@ def test_wires_every_component_with_the_gate_before_training(tmp_path):
   components = {component.id: component for component in pipeline.components}
   assert set(components) == {
       "MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomaliesGate",
-      "Trainer", "latest_blessed_model_resolver", "Int8Evaluator", "EdgeTpuPusher"}
+      "Trainer", "Int8Evaluator", "EdgeTpuPusher"}
   assert "AnomaliesGate" in {node.id for node in components["Trainer"].upstream_nodes}
-  pusher = components["EdgeTpuPusher"]
-  assert pusher.exec_properties["push_destination"] == str(
-      tmp_path / "root" / paths.PUSHED_MODELS_DIR)
+  # The evaluator's baseline is what the pusher deploys: one destination for both.
+  destination = str(tmp_path / "root" / paths.PUSHED_MODELS_DIR)
+  for node_id in ("Int8Evaluator", "EdgeTpuPusher"):
+    assert components[node_id].exec_properties["push_destination"] == destination
+  assert set(pipeline_def.ALWAYS_RUN) <= set(components)
 
 
 @pytest.mark.parametrize("overrides, message", [

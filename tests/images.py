@@ -27,8 +27,9 @@ import shutil
 import signal
 import subprocess
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence
 
+from tests import kfp_v2_driver
 from tests import mnist_slices
 
 ROOT = str(mnist_slices.REPO_ROOT)
@@ -189,24 +190,25 @@ def run(image: str, argv: Sequence[str], options: RunOptions = RunOptions(),
     buildah("rm", container, check=False)
 
 
-def run_logged(image: str, argv: Sequence[str], options: RunOptions, log_path: str) -> int:
-  """`argv` in a fresh working container of `image`, its output to `log_path`; the exit code."""
-  container = _new_container(image)
-  try:
-    with open(log_path, "wb") as log:
-      return subprocess.run(["buildah", "run", *options.flags(), container, "--", *argv],
+class TaskLauncher:
+  """A tests/kfp_v2_driver.py TaskLauncher: every task's command in a fresh working container of
+  `image`, as a pod of the image. From this machine it gets the task's scratch directory (its
+  container filesystem: the output file, HOME, TMPDIR, the launcher's downloads), mounted at the
+  same path and its working directory, and the task's environment (the store's address and
+  credentials among it); PATH and the rest are the image's own."""
+
+  def __init__(self, image: str):
+    self.image = image
+
+  def __call__(self, command: kfp_v2_driver.TaskCommand, log: BinaryIO) -> int:
+    options = RunOptions(volumes={command.scratch_dir: command.scratch_dir}, env=command.env,
+                         workdir=command.scratch_dir)
+    container = _new_container(self.image)
+    try:
+      return subprocess.run(["buildah", "run", *options.flags(), container, "--", *command.argv],
                             stdout=log, stderr=subprocess.STDOUT, check=False).returncode
-  finally:
-    buildah("rm", container, check=False)
-
-
-def task_runner(image: str, options: RunOptions) -> Callable[[List[str], str, str], int]:
-  """A tests/kfp_v2_driver.py TaskRunner: every task's command in a fresh working container of
-  `image` (as a pod of the image), in the task's working directory, with only `options`' volumes
-  and environment from this machine."""
-  def run_task(command: List[str], cwd: str, log_path: str) -> int:
-    return run_logged(image, command, dataclasses.replace(options, workdir=cwd), log_path)
-  return run_task
+    finally:
+      buildah("rm", container, check=False)
 
 
 def _children(pid: int) -> List[int]:

@@ -1,60 +1,98 @@
-"""A test-side stand-in for the Kubeflow Pipelines v2 backend: runs a compiled pipeline spec.
+"""A test-side stand-in for the Kubeflow Pipelines v2 backend: creates and executes runs of a spec.
 
-Not a product feature and not a cluster: it reads the PipelineSpec `mnist-tfx kubeflow compile`
-wrote and executes it the way the KFP v2 driver and launcher would, so that a test can show the spec
-itself runs, end to end, in containers' terms:
+NOT Kubeflow Pipelines and not a cluster: it reads the PipelineSpec `mnist-tfx kubeflow compile`
+wrote and does, in this process and in subprocesses, what the backend's API server, driver and
+launcher do with it, so that a test can show the spec itself runs, task by task, in containers'
+terms. Two backends (`Backend`):
 
-- walks `root.dag.tasks` in dependency order (`dependentTasks` and the producers of input
-  artifacts);
-- runs each container task's own `command` + `args` from `deploymentSpec`, the `{{$}}` placeholder
-  replaced by the ExecutorInput JSON (`inputs.parameterValues` from the task's constants, input
-  artifacts with name, URI and metadata, `outputs.artifacts` URIs laid out under the pipeline root,
-  `outputs.outputFile`), with a working directory outside the checkout: as a subprocess whose
-  PYTHONPATH is the unpacked wheel the image installs, or (a `TaskRunner`) in the image itself;
-  then reads the ExecutorOutput back and hands each output artifact's URI and metadata to the
-  downstream tasks;
-- resolves Resolver tasks by applying the spec's own `outputArtifactQueries` filters
-  (`schema_title`, `state`, `metadata.KEY.number_value`, `name` with `{{$.inputs...}}`
-  placeholders) to the artifacts of this and earlier runs (an in-memory stand-in for ML Metadata,
-  newest match first), and Importer tasks by registering their `artifactUri`.
+OPEN_SOURCE, the open-source backend as of release 2.5.0 (kubeflow/pipelines, backend/src/...;
+every rule below cites the Go source at tag 2.5.0):
+- Run creation compiles the spec and refuses any executor that is neither a container nor an
+  importer, visiting components in sorted task-key order, with the API server's HTTP 500 answer
+  (v2/compiler/visitor.go:101,128,143; apiserver/template/v2_template.go:113 "Failed to compile
+  job", resource/resource_manager.go:500, server/run_server.go:502; common/util/error.go:366-377
+  "Internal error: %+v"). No task runs then. (`check_run_creation`)
+- The pipeline root is the run's, else the kfp-launcher default `minio://mlpipeline/v2/artifacts`
+  (v2/config/env.go:36-37), and must parse as gs://, s3:// or minio:// (mem:// too)
+  (v2/objectstore/config.go:103-126), else the root DAG driver fails the run before any task
+  (v2/driver/driver.go:139-142, "driver.RootDAG(...) failed: ..."). The spec's own
+  defaultPipelineRoot is never read. Only s3:// roots are executed here (the object store
+  stand-in speaks S3).
+- Each task gets output URIs ROOT/<pipeline>/<run id>/<task>/<uuid4>/<key>, one uuid per task
+  execution, and an extra output `executor-logs` typed system.Artifact (v2/driver/driver.go:
+  315-322, provisionOutputs 2010-2052); its output file is the container's
+  /tmp/kfp_outputs/output_metadata.json (component/launcher_v2.go:458).
+- Inputs are the producers' ML Metadata artifacts: `name` is the artifact id as a decimal string,
+  `type` an empty instanceSchema (v2/metadata/converter.go:176-182, client.go:948), `metadata`
+  the producer's ExecutorOutput metadata stored as MLMD properties and read back (converter.go:
+  133-170: numbers become doubles, booleans 0/1, lists and structs wrapped) plus `display_name`
+  and `store_session_info` (client.go:1038-1053). Parameters are the task's constants plus the
+  component's defaults (launcher_v2.go:928-950).
+- The launcher runs in the task's own container: it downloads every input artifact from the
+  object store to /s3/BUCKET/KEY (launcher_v2.go:619-688, 882-896; objectstore/object_store.go:
+  123-150, 180-213: every object under the key prefix, a key ending in "/" written as a file),
+  creates the output artifacts' parent directories (launcher_v2.go:898-926), runs the command with
+  its output also written to executor-logs' local path (launcher_v2.go:467-490, 492-537), reads
+  the output file, a missing file being an empty ExecutorOutput (launcher_v2.go:851-880), merges
+  each output's URI and metadata from it, refuses a URI outside the run's root
+  (objectstore/config.go:86-97), uploads each output's local path when it exists, else logs
+  `Local filepath %q does not exist` and records the artifact anyway (launcher_v2.go:540-594,
+  object_store.go:88-121). Tasks share nothing but the object store: each has a scratch directory
+  of its own (its container's filesystem) and the environment its pod would have, nothing of this
+  process's: the spec's container env, KFP_POD_NAME/UID and the ML Metadata service address
+  (argocompiler/container.go, common.go), the variables the Kubernetes platform spec takes from
+  the namespace's secrets (`secretAsEnv`, driver.go:893-906; a missing secret or key and the pod
+  never starts), and what the test gives as the platform's own (e.g. TF_CPP_MIN_LOG_LEVEL).
+- Caching: a task whose cachingOptions enable it is keyed by its inputs' artifact names,
+  parameter values, output specs without URIs, image, command and arguments
+  (cacheutils/cache.go GenerateCacheKey, driver.go:1306-1321, 2528-2541); a key a completed
+  execution of the same pipeline name left reuses that execution's artifacts, same ids and URIs,
+  without running anything (driver.go:355-377, 1258-1304); the launcher records the key after
+  success (launcher_v2.go:236-252). Go's JSON escaping is not reproduced byte for byte: only the
+  key's inputs are.
 
-Two launchers are imitated (`Launcher`):
-- OPEN_SOURCE, as the open-source KFP v2 launcher passes inputs (tensorflow/tfx#7768): artifacts
-  handed over from an upstream task arrive with an empty `instanceSchema`, artifacts a Resolver
-  found in ML Metadata with a `system.*` schema title (`system.Dataset`, `system.Model`,
-  `system.Artifact`); the output file is a local `/tmp/kfp_outputs/output_metadata.json`-like path;
-  output URIs are PIPELINE_ROOT/PIPELINE_NAME/RUN_ID/TASK/KEY.
-- VERTEX, as compiled: every artifact keeps the type its producer declares; the output file is
-  PIPELINE_ROOT/RUN_ID/TASK/executor_output.json.
+VERTEX, Vertex AI Pipelines as TFX compiles for it: inputs keep the type their producer declares,
+the output file is a remote URI beside the outputs (ROOT/<project>/<run>/<task>_<uuid>/), the
+task writes its outputs itself, nothing is downloaded or uploaded, no executor-logs, no cache.
 
-Not reproduced: caching (every task runs), retries, parallel tasks, resource limits, the
-FileBasedExampleGen pre-cache-check driver hook (unused by this pipeline), artifact download and
-upload between pods (tasks share the local filesystem; the directory-marker clean-up is tested on
-its own), the KFP UI's visualisations and the server's run bookkeeping.
+Not reproduced: parallel tasks, retries, resource limits, the Kubernetes platform spec beyond
+`secretAsEnv`, the kfp-launcher ConfigMap's store settings (the launcher's own S3 client is given),
+the run's bookkeeping in the API server and UI, Go's exact JSON and stack traces in messages, TLS.
+
+How a task's command runs is pluggable (`TaskLauncher`): `SubprocessTaskLauncher` runs it as a
+subprocess of this machine's Python with the project's unpacked wheel on PYTHONPATH (what the
+image installs). A launcher that runs it inside the built image gets the same `TaskCommand`; every
+path in it (the output file, HOME, TMPDIR, the downloaded inputs) lies under
+`TaskCommand.scratch_dir`, which it must mount at the same path.
 """
 
 import dataclasses
 import enum
+import hashlib
 import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Mapping, Optional, Tuple
+import uuid
 
 import yaml
 
-# The TFX type title of each schema title the open-source backend normalises to (KFP's own
-# `system.*` types: Dataset for Examples, Model for Model and PushedModel, Artifact for the rest).
-SYSTEM_TITLES = {"tfx.Examples": "system.Dataset", "tfx.Model": "system.Model",
-                 "tfx.PushedModel": "system.Model"}
-DEFAULT_SYSTEM_TITLE = "system.Artifact"
 PLACEHOLDER = "{{$}}"
-# How a task's command runs, as a pod would run it: (command, working directory, log file) -> exit
-# code. The default runs it on this machine (see PipelineSpecRunner); tests/images.py's
-# `task_runner` runs it in a working container of the Kubeflow image.
-TaskRunner = Callable[[List[str], str, str], int]
+SCHEMA_VERSION = "2.1.0"
+DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # v2/config/env.go:37
+EXECUTOR_LOGS = "executor-logs"  # v2/driver/driver.go:2031
+SYSTEM_ARTIFACT = {"schemaTitle": "system.Artifact"}
+OUTPUT_METADATA_FILE = "tmp/kfp_outputs/output_metadata.json"  # Under the container's root.
+# objectstore/config.go:103 bucketPattern, and the schemes ParseBucketPathToConfig accepts.
+BUCKET_PATTERN = re.compile(r"(^[a-z][a-z0-9]+:///?)([^/?]+)(/[^?]*)?(\?.+)?$")
+ROOT_SCHEMES = ("gs://", "s3://", "minio://", "mem://")
+S3_SESSION_INFO = json.dumps({"Provider": "s3", "Params": {"fromEnv": "true"}},
+                             separators=(",", ":"))
+VERTEX_PROJECT_NUMBER = "123456789012"
 
 
 def read_pipeline_spec(spec_file: str) -> Dict[str, Any]:
@@ -62,34 +100,47 @@ def read_pipeline_spec(spec_file: str) -> Dict[str, Any]:
   with open(spec_file) as f:
     if spec_file.endswith(".json"):
       return json.load(f)["pipelineSpec"]
-    return yaml.safe_load(f)
+    return next(yaml.safe_load_all(f))
 
 
-class Launcher(enum.Enum):
-  OPEN_SOURCE = "open-source KFP v2"
-  VERTEX = "Vertex AI"
+def read_platform_spec(spec_file: str) -> Optional[Dict[str, Any]]:
+  """The platform spec following the PipelineSpec in a .yaml file, or None."""
+  with open(spec_file) as f:
+    documents = [doc for doc in yaml.safe_load_all(f) if doc]
+  return documents[1] if len(documents) > 1 else None
 
 
-class TaskFailed(RuntimeError):
-  """A task's subprocess exited non-zero or wrote no ExecutorOutput."""
+class Backend(enum.Enum):
+  OPEN_SOURCE = "open-source Kubeflow Pipelines 2.5"
+  VERTEX = "Vertex AI Pipelines"
+
+
+class RunCreationRefused(Exception):
+  """The API server refused to create the run: HTTP `status` and the JSON `body` it answers."""
+
+  def __init__(self, status: int, message: str, code: int, details_code: int):
+    super().__init__(message)
+    # grpc-gateway v1.16's DefaultHTTPError body (the shape of KFP <= 2.5).
+    self.status = status
+    self.body = {"error": message, "code": code, "message": message,
+                 "details": [{"@type": "type.googleapis.com/google.rpc.Status",
+                              "code": details_code, "message": message}]}
+
+
+class RunFailed(RuntimeError):
+  """The run failed: the root DAG driver, a task's launcher or a task's command."""
 
 
 @dataclasses.dataclass
 class Artifact:
   """An artifact as the backend's ML Metadata keeps it."""
-  name: str  # The runtime name the ExecutorInput carries.
+  id: int
   uri: str
   artifact_type: Dict[str, Any]  # The producer's declared ArtifactTypeSchema (JSON).
-  metadata: Dict[str, Any]
+  metadata: Dict[str, Any]  # As recorded (custom properties, converted back to JSON).
   run_id: str
   task: str
-  state: str = "LIVE"
-
-  @property
-  def schema_title(self) -> str:
-    if "schemaTitle" in self.artifact_type:
-      return self.artifact_type["schemaTitle"]
-    return (yaml.safe_load(self.artifact_type.get("instanceSchema", "")) or {}).get("title", "")
+  key: str
 
 
 @dataclasses.dataclass
@@ -99,44 +150,146 @@ class TaskRun:
   inputs: Dict[str, List[Artifact]]
   outputs: Dict[str, List[Artifact]]
   executor_input: Optional[Dict[str, Any]] = None
+  scratch_dir: Optional[str] = None
   seconds: float = 0.0
+  cached: bool = False
+  warnings: List[str] = dataclasses.field(default_factory=list)
 
 
-class MetadataStandIn:
-  """The artifacts every run registered, oldest first (what the resolvers query)."""
-
-  def __init__(self):
-    self.artifacts: List[Artifact] = []
-
-  def query(self, conditions: List[str], bindings: Mapping[str, str]) -> List[Artifact]:
-    """The newest LIVE artifact matching every condition of a resolver filter, if any."""
-    matches = [a for a in self.artifacts if all(_matches(a, c, bindings) for c in conditions)]
-    return matches[-1:]
+@dataclasses.dataclass(frozen=True)
+class TaskCommand:
+  """What a task's container runs: its command, environment and filesystem."""
+  argv: List[str]
+  env: Dict[str, str]
+  scratch_dir: str  # The container's filesystem: every path in argv and env lies under it.
+  image: str
 
 
-def _matches(artifact: Artifact, condition: str, bindings: Mapping[str, str]) -> bool:
-  key, _, value = condition.partition("=")
-  key, value = key.strip(), value.strip()
-  for placeholder, bound in bindings.items():
-    value = value.replace(placeholder, bound)
-  if value.startswith('"') and value.endswith('"'):
-    value = value[1:-1]
-  if key == "schema_title":
-    return artifact.schema_title == value
-  if key == "state":
-    return artifact.state == value
-  if key == "name":
-    return artifact.name == value
-  metadata = re.fullmatch(r"metadata\.(\w+)\.(number_value|string_value)", key)
-  if metadata:
-    actual = artifact.metadata.get(metadata.group(1))
-    if metadata.group(2) == "number_value":
-      return isinstance(actual, (int, float)) and float(actual) == float(value)
-    return actual == value
-  raise ValueError(f"Resolver filter condition not understood by this stand-in: {condition!r}")
+# Runs a task's command; its stdout and stderr go to the stream; returns the exit code.
+TaskLauncher = Callable[[TaskCommand, BinaryIO], int]
 
 
-def _dependency_order(tasks: Mapping[str, Any]) -> List[str]:
+class SubprocessTaskLauncher:
+  """Runs the command as a subprocess of this machine's Python (`python` in the command is this
+  interpreter, as it is the image's in a pod), the unpacked wheel on PYTHONPATH, in the scratch
+  directory, with the task's environment and nothing of this process's."""
+
+  def __init__(self, python_path: str):
+    self.python_path = python_path
+
+  def __call__(self, command: TaskCommand, log: BinaryIO) -> int:
+    env = dict(command.env, PYTHONPATH=self.python_path,
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin"]))
+    return subprocess.run(command.argv, cwd=command.scratch_dir, env=env, stdout=log,
+                          stderr=subprocess.STDOUT, check=False).returncode
+
+
+def check_run_creation(spec: Mapping[str, Any]) -> None:
+  """What the API server checks when a run is created, in its order.
+
+  Raises:
+    RunCreationRefused: a schema version other than 2.1.0 or no pipeline name (400 in the
+      template, re-wrapped as 500 by CreateRun), or an executor neither container nor importer
+      (500), with the backend's message minus its stack traces.
+  """
+  if spec.get("schemaVersion") != SCHEMA_VERSION or not spec.get("pipelineInfo", {}).get("name"):
+    raise RunCreationRefused(500, "Internal error: Failed to create a run due to error fetching "
+                             "manifest", 13, 2)
+  problem = _first_unsupported_executor(spec, "root", spec["root"])
+  if problem:
+    message = (f"Internal error: {problem}\nFailed to compile job\nFailed to generate the "
+               "ExecutionSpec\nFailed to create a new run")
+    raise RunCreationRefused(500, message, 13, 2)
+
+
+def _first_unsupported_executor(spec: Mapping[str, Any], name: str,
+                                component: Mapping[str, Any]) -> Optional[str]:
+  """The compiler's DFS (v2/compiler/visitor.go:95-160): sub-components in sorted task-key
+  order, then the DAG; the first executor neither container nor importer is the error."""
+  label = component.get("executorLabel")
+  if label:
+    executor = spec["deploymentSpec"]["executors"][label]
+    if "container" in executor or "importer" in executor:
+      return None
+    return (f'error processing component name="{name}": executor(label="{label}"): '
+            "non-container and non-importer executor not implemented")
+  tasks = component.get("dag", {}).get("tasks", {})
+  for key in sorted(tasks):
+    ref = tasks[key]["componentRef"]["name"]
+    problem = _first_unsupported_executor(spec, ref, spec["components"][ref])
+    if problem:
+      return problem
+  return None
+
+
+def check_pipeline_root(root: str, pipeline_name: str, run_id: str) -> None:
+  """The root DAG driver's parse of the run's root (objectstore/config.go:115-126).
+
+  Raises:
+    RunFailed: with the driver's message.
+  """
+  match = BUCKET_PATTERN.match(root)
+  problem = None
+  if match is None:
+    problem = f"unrecognized pipeline root format: {json.dumps(root)}"
+  elif match.group(1) not in ROOT_SCHEMES:
+    problem = f"unsupported Cloud bucket: {json.dumps(root)}"
+  if problem:
+    raise RunFailed(f"driver.RootDAG(pipelineName={pipeline_name}, runID={run_id}, "
+                    f"runtimeConfig) failed: parse bucket config failed: {problem}")
+
+
+def split_s3_uri(uri: str) -> Tuple[str, str]:
+  """(bucket, key) of s3://BUCKET/KEY."""
+  if not uri.startswith("s3://"):
+    raise ValueError(f"only s3:// URIs are executed by this stand-in, got {uri!r}")
+  bucket, _, key = uri[len("s3://"):].partition("/")
+  return bucket, key
+
+
+def mlmd_roundtrip(value: Any) -> Any:
+  """A metadata value as ML Metadata stores it and the driver reads it back (converter.go:
+  133-170, 186-206): numbers as doubles, booleans as 0/1, lists and structs wrapped.
+
+  Raises:
+    RunFailed: a null, which the launcher cannot record ("unknown/unsupported value type").
+  """
+  if isinstance(value, bool):
+    return int(value)
+  if isinstance(value, (int, float)):
+    return int(value) if float(value).is_integer() else float(value)
+  if isinstance(value, str):
+    return value
+  if isinstance(value, list):
+    return {"list": value}
+  if isinstance(value, dict):
+    return {"struct": value}
+  raise RunFailed(f"unknown/unsupported value type {type(value).__name__}")
+
+
+def cache_fingerprint(executor_input: Mapping[str, Any], container: Mapping[str, Any]) -> str:
+  """The driver's cache key (cacheutils/cache.go GenerateCacheKey, GenerateFingerPrint): input
+  artifact names, parameter values, output artifacts without their URI, image and command + args
+  as written in the spec; sha256 of its JSON with sorted keys."""
+  inputs = executor_input.get("inputs", {})
+  outputs = executor_input.get("outputs", {}).get("artifacts", {})
+  key = {
+      "inputArtifactNames": {k: {"artifactNames": [a["name"] for a in v["artifacts"]]}
+                             for k, v in inputs.get("artifacts", {}).items()},
+      "inputParameterValues": inputs.get("parameterValues", {}),
+      "outputArtifactsSpec": {k: {f: v["artifacts"][0][f] for f in ("name", "type", "metadata")
+                                  if f in v["artifacts"][0]} for k, v in outputs.items()},
+      "outputParametersSpec": {},
+      "containerSpec": {"image": container.get("image", ""),
+                        "cmdArgs": list(container.get("command", [])) + list(
+                            container.get("args", []))},
+  }
+  text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dependency_order(tasks: Mapping[str, Any]) -> List[str]:
+  """Task names, each after the tasks it depends on (ties in name order)."""
   def upstream(task: Mapping[str, Any]) -> set:
     found = set(task.get("dependentTasks", []))
     for spec in task.get("inputs", {}).get("artifacts", {}).values():
@@ -155,7 +308,8 @@ def _dependency_order(tasks: Mapping[str, Any]) -> List[str]:
   return order
 
 
-def _parameter_values(task: Mapping[str, Any]) -> Dict[str, Any]:
+def task_parameters(task: Mapping[str, Any]) -> Dict[str, Any]:
+  """The task's parameters: constants only (what TFX compiles)."""
   values = {}
   for key, spec in task.get("inputs", {}).get("parameters", {}).items():
     if "runtimeValue" not in spec:
@@ -164,162 +318,355 @@ def _parameter_values(task: Mapping[str, Any]) -> Dict[str, Any]:
   return values
 
 
-class PipelineSpecRunner:
-  """Runs one compiled PipelineSpec, run after run, against one ML Metadata stand-in."""
+def with_defaults(values: Mapping[str, Any], component: Mapping[str, Any]) -> Dict[str, Any]:
+  """The launcher's addDefaultParams (launcher_v2.go:928-950): component defaults for the
+  parameters the task does not set."""
+  result = dict(values)
+  for key, spec in component.get("inputDefinitions", {}).get("parameters", {}).items():
+    if key not in result and "defaultValue" in spec:
+      result[key] = spec["defaultValue"]
+  return result
 
-  def __init__(self, spec: Dict[str, Any], pipeline_root: str, work_dir: str,
-               python_path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-               run_task: Optional[TaskRunner] = None):
+
+class StoreSide:
+  """The launcher's side of the object store (an S3 client, e.g. boto3's): what it downloads
+  before a task's command and uploads after it."""
+
+  def __init__(self, client):
+    self.client = client
+
+  def download(self, name: str, uri: str, local_dir: str) -> None:
+    """DownloadBlob (object_store.go:123-150, 180-213): every object whose key starts with the
+    URI's key, at its path relative to that key; a key ending in "/" becomes a file.
+
+    Raises:
+      RunFailed: as the launcher words it (launcher_v2.go:659-661).
+    """
+    bucket, blob_dir = split_s3_uri(uri)
+    pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=blob_dir)
+    for item in (item for page in pages for item in page.get("Contents", [])):
+      relative = posixpath.relpath(item["Key"], blob_dir)  # filepath.Rel: "a/" gives "a".
+      local = posixpath.normpath(posixpath.join(local_dir, relative))
+      try:
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open(local, "wb") as f:
+          self.client.download_fileobj(bucket, item["Key"], f)
+      except OSError as e:
+        raise RunFailed(f"failed to execute component: failed to download input artifact "
+                        f"{json.dumps(name)} from remote storage URI {json.dumps(uri)}: "
+                        f"downloadFile(): unable to complete copying {json.dumps(item['Key'])} "
+                        f"to local storage {json.dumps(local)}: {e.strerror}") from None
+
+  def upload(self, local_path: str, uri: str) -> bool:
+    """UploadBlob (object_store.go:88-121): a file, or a directory's files recursively; False,
+    uploading nothing, when the local path does not exist."""
+    if not os.path.exists(local_path):
+      return False
+    bucket, key = split_s3_uri(uri)
+    if os.path.isfile(local_path):
+      self.client.upload_file(local_path, bucket, key)
+      return True
+    for entry in sorted(os.listdir(local_path)):
+      self.upload(os.path.join(local_path, entry), f"{uri}/{entry}")
+    return True
+
+  def read(self, uri: str) -> Optional[bytes]:
+    """The object's bytes, None when there is none."""
+    bucket, key = split_s3_uri(uri)
+    try:
+      return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except self.client.exceptions.NoSuchKey:
+      return None
+
+
+def parse_executor_output(text: str, source: str) -> Dict[str, Any]:
+  """The ExecutorOutput as protojson.Unmarshal reads it (unknown fields refused;
+  launcher_v2.go:851-880), as a JSON dict."""
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
+  try:
+    message = json_format.Parse(text, pipeline_spec_pb2.ExecutorOutput())
+  except json_format.ParseError as e:
+    raise RunFailed(f"failed to unmarshall ExecutorOutput in file {json.dumps(source)}: "
+                    f"{e}") from None
+  return json_format.MessageToDict(message)
+
+
+@dataclasses.dataclass
+class _Run:
+  """One run: its id, root and where its tasks' containers live."""
+  run_id: str
+  root: str  # The run's root: ROOT/<pipeline>/<run id> (open source) or ROOT/<project>/<run id>.
+  work_dir: str
+  tasks: Dict[str, TaskRun] = dataclasses.field(default_factory=dict)
+
+
+class PipelineSpecRunner:
+  """Creates and executes runs of one compiled PipelineSpec against one ML Metadata and cache
+  stand-in (in memory) and one object store (the `store_client`, an S3 client)."""
+
+  def __init__(self, spec: Dict[str, Any], backend: Backend, store_client: Any, work_dir: str,
+               task_launcher: TaskLauncher, platform_env: Optional[Mapping[str, str]] = None,
+               platform_spec: Optional[Dict[str, Any]] = None,
+               secrets: Optional[Mapping[str, Mapping[str, str]]] = None):
     """
     Args:
-      spec: the PipelineSpec (what `pipeline.yaml` holds).
-      pipeline_root: where output artifacts are laid out.
-      work_dir: the tasks' working directories and local output files (outside the checkout).
-      python_path: PYTHONPATH of every task run on this machine (the unpacked wheel); None keeps
-        the environment's.
-      env: extra environment variables of every task run on this machine.
-      run_task: runs each task's command; default: a subprocess of this machine with this
-        interpreter's `python` and the environment above.
+      spec: the PipelineSpec (what `pipeline.yaml` holds); may be replaced between runs.
+      backend: which backend's behaviour to reproduce.
+      store_client: the launcher's S3 client of the object store.
+      work_dir: where each task's container filesystem (its scratch directory) is made.
+      task_launcher: runs a task's command (see `TaskLauncher`).
+      platform_env: environment every task's pod gets from the platform besides KFP's own and
+        the spec's (e.g. TF_CPP_MIN_LOG_LEVEL; on Vertex AI, what its service account provides).
+      platform_spec: the spec's Kubernetes platform spec (open source: its `secretAsEnv` is
+        applied, driver.go extendPodSpecPatch :893).
+      secrets: the Kubernetes secrets of the run's namespace, {name: {key: value}}.
     """
     self.spec = spec
-    self._run_task = run_task or self._run_on_host
-    self.pipeline_root = pipeline_root
+    self.platform_spec = platform_spec or {}
+    self.secrets = dict(secrets or {})
+    self.backend = backend
+    self.store = StoreSide(store_client)
     self.work_dir = work_dir
-    self.metadata = MetadataStandIn()
-    self._env = dict(os.environ)
-    # `python` in the tasks' command is this interpreter, as it is the image's in a pod.
-    self._env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + self._env.get("PATH", "")
-    self._env.pop("PYTHONPATH", None)
-    if python_path:
-      self._env["PYTHONPATH"] = python_path
-    self._env.update(env or {})
+    self.task_launcher = task_launcher
+    self.platform_env = dict(platform_env or {})
+    self.artifacts: List[Artifact] = []  # ML Metadata: every recorded artifact, by id - 1.
+    self.cache: Dict[Tuple[str, str], Dict[str, List[Artifact]]] = {}
 
-  def run(self, run_id: str, launcher: Launcher) -> Dict[str, TaskRun]:
-    """Runs every task of the spec once; returns them by name. Raises TaskFailed."""
+  @property
+  def pipeline_name(self) -> str:
+    return self.spec["pipelineInfo"]["name"]
+
+  def run(self, pipeline_root: Optional[str] = None) -> Dict[str, TaskRun]:
+    """Creates a run (its runtime config's pipeline root: `pipeline_root`) and executes every
+    task in dependency order; returns the task runs by name.
+
+    Raises:
+      RunCreationRefused: the API server refused the run (nothing ran).
+      RunFailed: the root driver, a launcher or a command failed.
+    """
+    run_id = str(uuid.uuid4())
+    if self.backend is Backend.OPEN_SOURCE:
+      check_run_creation(self.spec)
+      root = pipeline_root or DEFAULT_PIPELINE_ROOT  # The spec's defaultPipelineRoot is unread.
+      check_pipeline_root(root, self.pipeline_name, run_id)
+      run_root = f"{root.rstrip('/')}/{self.pipeline_name}/{run_id}"  # metadata/client.go:287
+    else:
+      root = pipeline_root or self.spec["defaultPipelineRoot"]
+      run_root = f"{root.rstrip('/')}/{VERTEX_PROJECT_NUMBER}/{run_id}"
+    run = _Run(run_id, run_root, os.path.join(self.work_dir, run_id))
     tasks = self.spec["root"]["dag"]["tasks"]
-    done: Dict[str, TaskRun] = {}
-    for name in _dependency_order(tasks):
-      task = tasks[name]
-      component = self.spec["components"][task["componentRef"]["name"]]
-      executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
-      inputs = {}
-      for key, spec in task.get("inputs", {}).get("artifacts", {}).items():
-        producer = spec["taskOutputArtifact"]
-        inputs[key] = done[producer["producerTask"]].outputs.get(producer["outputArtifactKey"], [])
+    for name in dependency_order(tasks):
       started = time.monotonic()
-      if "resolver" in executor:
-        task_run = self._resolve(name, executor["resolver"], inputs)
-      elif "importer" in executor:
-        task_run = self._import(name, run_id, executor["importer"], component)
-      else:
-        task_run = self._execute(name, run_id, launcher, task, component, executor["container"],
-                                 inputs)
-      task_run.seconds = time.monotonic() - started
-      done[name] = task_run
-    return done
+      run.tasks[name] = self._task(run, name, tasks[name])
+      run.tasks[name].seconds = time.monotonic() - started
+    return run.tasks
 
-  def _run_on_host(self, command: List[str], cwd: str, log_path: str) -> int:
-    with open(log_path, "wb") as log:
-      return subprocess.run(command, cwd=cwd, env=self._env, stdout=log,
-                            stderr=subprocess.STDOUT, check=False).returncode
+  def _task(self, run: _Run, name: str, task: Mapping[str, Any]) -> TaskRun:
+    component = self.spec["components"][task["componentRef"]["name"]]
+    executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
+    inputs = {}
+    for key, spec in task.get("inputs", {}).get("artifacts", {}).items():
+      producer = spec["taskOutputArtifact"]
+      inputs[key] = run.tasks[producer["producerTask"]].outputs.get(
+          producer["outputArtifactKey"], [])
+    if "importer" in executor:
+      return self._import(run, name, executor["importer"], component)
+    if "container" not in executor:  # Only Vertex AI gets here (resolvers); not reproduced.
+      raise ValueError(f"{name}: executor {sorted(executor)} not reproduced by this stand-in")
+    return self._container(run, name, task, component, executor["container"], inputs)
 
-  def _resolve(self, name: str, resolver: Mapping[str, Any],
-               inputs: Dict[str, List[Artifact]]) -> TaskRun:
-    outputs = {}
-    for key, query in resolver["outputArtifactQueries"].items():
-      bindings = {}
-      for placeholder in re.findall(r"\{\{\$\.inputs\.artifacts\[[^}]*\}\}", query["filter"]):
-        found = re.fullmatch(r"\{\{\$\.inputs\.artifacts\['(\w+)'\]\.metadata\['(\w+)'\]\}\}",
-                             placeholder)
-        if not found:
-          raise ValueError(f"Placeholder not understood by this stand-in: {placeholder}")
-        source = inputs.get(found.group(1), [])
-        value = source[0].metadata.get(found.group(2)) if source else None
-        if value is None:
-          bindings = None  # Nothing to bind to: the query matches nothing.
-          break
-        bindings[placeholder] = str(value)
-      outputs[key] = ([] if bindings is None else
-                      self.metadata.query(query["filter"].split(" AND "), bindings))
-    return TaskRun(name, inputs, outputs)
+  def _record(self, run: _Run, task: str, key: str, uri: str, artifact_type: Dict[str, Any],
+              metadata: Mapping[str, Any]) -> Artifact:
+    """RecordArtifact (metadata/client.go:1030-1060): an id, the metadata as MLMD stores it,
+    display_name and store_session_info added when absent."""
+    stored = {k: mlmd_roundtrip(v) for k, v in metadata.items()}
+    if self.backend is Backend.OPEN_SOURCE:
+      stored.setdefault("display_name", key)
+      stored.setdefault("store_session_info", S3_SESSION_INFO)
+    artifact = Artifact(len(self.artifacts) + 1, uri, artifact_type, stored, run.run_id, task, key)
+    self.artifacts.append(artifact)
+    return artifact
 
-  def _import(self, name: str, run_id: str, importer: Mapping[str, Any],
+  def _import(self, run: _Run, name: str, importer: Mapping[str, Any],
               component: Mapping[str, Any]) -> TaskRun:
-    uri = importer["artifactUri"]["runtimeValue"]["constant"]
-    artifact = Artifact(f"{run_id}.{name}.result", uri, importer["typeSchema"],
-                        importer.get("metadata", {}), run_id, name)
-    self.metadata.artifacts.append(artifact)
-    key = next(iter(component.get("outputDefinitions", {}).get("artifacts", {"result": None})))
+    """An importer task (component/importer_launcher.go): registers `artifactUri.constant` (or
+    reuses the same type, URI and metadata from an earlier run of this pipeline unless
+    `reimport`), without any I/O."""
+    uri = importer["artifactUri"]["constant"]
+    metadata = importer.get("metadata", {})
+    (key,) = component["outputDefinitions"]["artifacts"]
+    found = [a for a in self.artifacts if (a.uri, a.artifact_type) == (uri, importer["typeSchema"])
+             and all(a.metadata.get(k) == mlmd_roundtrip(v) for k, v in metadata.items())]
+    if found and not importer.get("reimport"):
+      return TaskRun(name, {}, {key: [found[-1]]})
+    artifact = self._record(run, name, key, uri, importer["typeSchema"], metadata)
     return TaskRun(name, {}, {key: [artifact]})
 
-  def _executor(self, task_name: str) -> Mapping[str, Any]:
-    task = self.spec["root"]["dag"]["tasks"][task_name]
-    label = self.spec["components"][task["componentRef"]["name"]]["executorLabel"]
-    return self.spec["deploymentSpec"]["executors"][label]
+  def _runtime_input(self, artifact: Artifact) -> Dict[str, Any]:
+    if self.backend is Backend.OPEN_SOURCE:
+      return {"name": str(artifact.id), "type": {"instanceSchema": ""}, "uri": artifact.uri,
+              "metadata": artifact.metadata}
+    return {"name": (f"projects/{VERTEX_PROJECT_NUMBER}/locations/us-central1/metadataStores/"
+                     f"default/artifacts/{artifact.id}"),
+            "type": artifact.artifact_type, "uri": artifact.uri, "metadata": artifact.metadata}
 
-  def _from_resolver(self, task: Mapping[str, Any], input_key: str) -> bool:
-    """Whether an input comes from a Resolver task (found in ML Metadata, not handed over)."""
-    producer = task["inputs"]["artifacts"][input_key]["taskOutputArtifact"]["producerTask"]
-    return "resolver" in self._executor(producer)
-
-  def _runtime_input(self, artifact: Artifact, launcher: Launcher, from_resolver: bool):
-    if launcher is Launcher.VERTEX:
-      artifact_type = artifact.artifact_type
-    elif from_resolver:
-      artifact_type = {"schemaTitle": SYSTEM_TITLES.get(artifact.schema_title,
-                                                        DEFAULT_SYSTEM_TITLE)}
+  def _executor_input(self, run: _Run, name: str, task: Mapping[str, Any],
+                      component: Mapping[str, Any], inputs: Mapping[str, List[Artifact]],
+                      scratch: str) -> Dict[str, Any]:
+    """What the driver provisions (driver.go:2010-2052), or Vertex AI's equivalent."""
+    declared = {key: spec["artifactType"] for key, spec in
+                component.get("outputDefinitions", {}).get("artifacts", {}).items()}
+    if self.backend is Backend.OPEN_SOURCE:
+      task_root = f"{run.root}/{name}/{uuid.uuid4()}"
+      declared[EXECUTOR_LOGS] = SYSTEM_ARTIFACT
+      output_file = os.path.join(scratch, OUTPUT_METADATA_FILE)
     else:
-      artifact_type = {"instanceSchema": ""}
-    return {"name": artifact.name, "uri": artifact.uri, "metadata": artifact.metadata,
-            "type": artifact_type}
-
-  def _execute(self, name: str, run_id: str, launcher: Launcher, task: Mapping[str, Any],
-               component: Mapping[str, Any], container: Mapping[str, Any],
-               inputs: Dict[str, List[Artifact]]) -> TaskRun:
-    pipeline_name = self.spec["pipelineInfo"]["name"]
-    task_dir = os.path.join(self.work_dir, run_id, name)
-    os.makedirs(task_dir, exist_ok=True)
-    if launcher is Launcher.OPEN_SOURCE:
-      output_root = os.path.join(self.pipeline_root, pipeline_name, run_id, name)
-      output_file = os.path.join(task_dir, "kfp_outputs", "output_metadata.json")
-    else:
-      output_root = os.path.join(self.pipeline_root, run_id, name)
-      output_file = os.path.join(output_root, "executor_output.json")
-    declared_outputs = component.get("outputDefinitions", {}).get("artifacts", {})
-    outputs = {key: Artifact(f"{run_id}.{name}.{key}", os.path.join(output_root, key),
-                             spec["artifactType"], {}, run_id, name)
-               for key, spec in declared_outputs.items()}
-    executor_input = {
-        "inputs": {
-            "parameterValues": _parameter_values(task),
-            "artifacts": {
-                key: {"artifacts": [self._runtime_input(a, launcher, self._from_resolver(task, key))
-                                    for a in artifacts]}
-                for key, artifacts in inputs.items() if artifacts},
-        },
-        "outputs": {
-            "artifacts": {key: {"artifacts": [{"name": a.name, "uri": a.uri,
-                                               "type": a.artifact_type, "metadata": {}}]}
-                          for key, a in outputs.items()},
-            "outputFile": output_file,
-        },
+      task_root = f"{run.root}/{name}_{uuid.uuid4().hex[:19]}"
+      output_file = f"{task_root}/executor_output.json"
+    return {
+        "inputs": {"parameterValues": task_parameters(task),
+                   "artifacts": {key: {"artifacts": [self._runtime_input(a) for a in artifacts]}
+                                 for key, artifacts in inputs.items() if artifacts}},
+        "outputs": {"artifacts": {key: {"artifacts": [{"type": artifact_type,
+                                                       "uri": f"{task_root}/{key}"}]}
+                                  for key, artifact_type in declared.items()},
+                    "outputFile": output_file},
     }
-    serialized = json.dumps(executor_input)
-    command = list(container.get("command", [])) + [
-        serialized if arg == PLACEHOLDER else arg for arg in container.get("args", [])]
-    if any("{{$" in arg for arg in command if arg is not serialized):
-      raise ValueError(f"{name}: a placeholder this stand-in does not fill: {command}")
-    log_path = os.path.join(task_dir, "log.txt")
-    returncode = self._run_task(command, task_dir, log_path)
-    if returncode != 0 or not os.path.exists(output_file):
+
+  def _container(self, run: _Run, name: str, task: Mapping[str, Any],
+                 component: Mapping[str, Any], container: Mapping[str, Any],
+                 inputs: Dict[str, List[Artifact]]) -> TaskRun:
+    """A container task: the cache lookup, then its launcher in a container of its own."""
+    scratch = os.path.join(run.work_dir, name)
+    executor_input = self._executor_input(run, name, task, component, inputs, scratch)
+    fingerprint = None
+    if (self.backend is Backend.OPEN_SOURCE and
+        task.get("cachingOptions", {}).get("enableCache")):
+      fingerprint = cache_fingerprint(executor_input, container)
+      cached = self.cache.get((fingerprint, self.pipeline_name))
+      if cached is not None:
+        return TaskRun(name, inputs, cached, executor_input, cached=True)
+    task_run = TaskRun(name, inputs, {}, executor_input, scratch)
+    os.makedirs(scratch)  # The task's pod: a cached task never gets one (driver.go:355-377).
+    if self.backend is Backend.OPEN_SOURCE:
+      self._download_inputs(executor_input, scratch)
+    self._launch(run, name, component, container, executor_input, scratch)
+    task_run.outputs = self._outputs(run, name, executor_input, scratch, task_run.warnings)
+    if fingerprint:
+      self.cache[(fingerprint, self.pipeline_name)] = task_run.outputs
+    return task_run
+
+  @staticmethod
+  def local_path(scratch: str, uri: str) -> str:
+    """LocalPathForURI (launcher_v2.go:882-896), in the task's container filesystem."""
+    split_s3_uri(uri)
+    return os.path.join(scratch, "s3", uri[len("s3://"):])
+
+  def _download_inputs(self, executor_input: Mapping[str, Any], scratch: str) -> None:
+    """downloadArtifacts and prepareOutputFolders (launcher_v2.go:619-688, 898-926)."""
+    for key, artifact_list in executor_input["inputs"]["artifacts"].items():
+      uri = artifact_list["artifacts"][0]["uri"]
+      self.store.download(key, uri, self.local_path(scratch, uri))
+    for artifact_list in executor_input["outputs"]["artifacts"].values():
+      local = self.local_path(scratch, artifact_list["artifacts"][0]["uri"])
+      os.makedirs(os.path.dirname(local), exist_ok=True)
+
+  def _secret_env(self, label: str) -> Dict[str, str]:
+    """The variables the platform spec takes from secrets for executor `label`.
+
+    Raises:
+      RunFailed: a secret or key the namespace lacks (the pod never starts; kubelet's words).
+    """
+    executors = self.platform_spec.get("platforms", {}).get("kubernetes", {}).get(
+        "deploymentSpec", {}).get("executors", {})
+    env = {}
+    for secret in executors.get(label, {}).get("secretAsEnv", []):
+      values = self.secrets.get(secret["secretName"])
+      if values is None:
+        raise RunFailed(f"{label}: CreateContainerConfigError: secret "
+                        f"{json.dumps(secret['secretName'])} not found")
+      for item in secret["keyToEnv"]:
+        if item["secretKey"] not in values:
+          raise RunFailed(f"{label}: CreateContainerConfigError: couldn't find key "
+                          f"{item['secretKey']} in Secret kubeflow/{secret['secretName']}")
+        env[item["envVar"]] = values[item["secretKey"]]
+    return env
+
+  def _pod_env(self, run: _Run, label: str, container: Mapping[str, Any],
+               scratch: str) -> Dict[str, str]:
+    """The pod's environment: its own HOME and /tmp, KFP's variables (argocompiler/container.go,
+    common.go), the spec's container env and secrets (open source), the platform's."""
+    env = {"HOME": os.path.join(scratch, "root"), "TMPDIR": os.path.join(scratch, "tmp")}
+    if self.backend is Backend.OPEN_SOURCE:
+      env.update({"KFP_POD_NAME": f"{self.pipeline_name}-{run.run_id[:5]}-{len(run.tasks)}",
+                  "KFP_POD_UID": str(uuid.uuid4()),
+                  "METADATA_GRPC_SERVICE_HOST": "metadata-grpc-service.kubeflow",
+                  "METADATA_GRPC_SERVICE_PORT": "8080"})
+    env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    if self.backend is Backend.OPEN_SOURCE:
+      env.update(self._secret_env(label))
+    env.update(self.platform_env)
+    for directory in (env["HOME"], env["TMPDIR"]):
+      os.makedirs(directory, exist_ok=True)
+    return env
+
+  def _launch(self, run: _Run, name: str, component: Mapping[str, Any],
+              container: Mapping[str, Any], executor_input: Mapping[str, Any],
+              scratch: str) -> None:
+    """Runs the command, `{{$}}` replaced by the ExecutorInput with the component's parameter
+    defaults (launcher_v2.go:341-390), its console also into executor-logs' local path."""
+    with_parameters = json.loads(json.dumps(executor_input))
+    with_parameters["inputs"]["parameterValues"] = with_defaults(
+        executor_input["inputs"]["parameterValues"], component)
+    serialized = json.dumps(with_parameters)
+    argv = [arg.replace(PLACEHOLDER, serialized)
+            for arg in list(container.get("command", [])) + list(container.get("args", []))]
+    if any("{{$" in arg.replace(serialized, "") for arg in argv):
+      raise ValueError(f"{name}: a placeholder this stand-in does not fill: {argv}")
+    logs = executor_input["outputs"]["artifacts"].get(EXECUTOR_LOGS)
+    log_path = (self.local_path(scratch, logs["artifacts"][0]["uri"]) if logs else
+                os.path.join(scratch, "pod.log"))
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    command = TaskCommand(argv, self._pod_env(run, component["executorLabel"], container, scratch),
+                          scratch, container.get("image", ""))
+    with open(log_path, "wb") as log:
+      returncode = self.task_launcher(command, log)
+    if returncode != 0:
       with open(log_path, errors="replace") as f:
         tail = f.read()[-6000:]
-      raise TaskFailed(f"{run_id}/{name} exited {returncode}; log {log_path}:\n{tail}")
-    with open(output_file) as f:
-      executor_output = json.load(f)
-    for key, artifact in outputs.items():
-      produced = executor_output.get("artifacts", {}).get(key, {}).get("artifacts", [{}])[0]
-      artifact.uri = produced.get("uri") or artifact.uri
-      artifact.metadata = produced.get("metadata", {})
-      self.metadata.artifacts.append(artifact)
-    return TaskRun(name, inputs, {key: [a] for key, a in outputs.items()}, executor_input)
+      raise RunFailed(f"{name} (run {run.run_id}): failed to execute component: exit status "
+                      f"{returncode}; log {log_path}:\n{tail}")
+
+  def _executor_output(self, executor_input: Mapping[str, Any]) -> Dict[str, Any]:
+    """The task's ExecutorOutput; none written is an empty one (launcher_v2.go:851-867)."""
+    path = executor_input["outputs"]["outputFile"]
+    if self.backend is Backend.OPEN_SOURCE:
+      if not os.path.exists(path):
+        return {}
+      with open(path) as f:
+        return parse_executor_output(f.read(), path)
+    content = self.store.read(path)
+    return {} if content is None else parse_executor_output(content.decode(), path)
+
+  def _outputs(self, run: _Run, name: str, executor_input: Mapping[str, Any], scratch: str,
+               warnings: List[str]) -> Dict[str, List[Artifact]]:
+    """uploadOutputArtifacts (launcher_v2.go:540-594): merge, check, upload, record."""
+    produced = self._executor_output(executor_input).get("artifacts", {})
+    outputs = {}
+    for key, artifact_list in executor_input["outputs"]["artifacts"].items():
+      provisioned = artifact_list["artifacts"][0]
+      uri, metadata = provisioned["uri"], dict(provisioned.get("metadata", {}))
+      for merged in produced.get(key, {}).get("artifacts", [])[:1]:
+        uri = merged.get("uri") or uri
+        metadata.update(merged.get("metadata", {}))
+      if self.backend is Backend.OPEN_SOURCE:
+        if not uri.startswith(run.root) or not uri[len(run.root):].strip("/"):
+          raise RunFailed(f"failed to upload output artifact {json.dumps(key)}: URI "
+                          f"{json.dumps(uri)} does not have expected bucket prefix "
+                          f"{json.dumps(run.root)}")
+        local = self.local_path(scratch, uri)
+        if not self.store.upload(local, uri):
+          warnings.append(f"Local filepath {json.dumps(local)} does not exist")
+      outputs[key] = [self._record(run, name, key, uri, provisioned["type"], metadata)]
+    return outputs

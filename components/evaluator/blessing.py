@@ -10,7 +10,7 @@ _ROUNDING = 1e-9
 # The pipeline's default rules (also the `mnist-tfx run` defaults).
 DEFAULT_MIN_INT8_ACCURACY = 0.99
 DEFAULT_MAX_QUANTIZATION_DROP = 0.005  # 0.5 percentage points.
-# The last blessed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
+# The deployed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
 # test images): wider than retraining noise, narrower than a real regression.
 DEFAULT_BASELINE_TOLERANCE = 0.002
 
@@ -22,7 +22,7 @@ class Thresholds:
   min_int8_accuracy: float
   # Maximum (float accuracy - int8 accuracy): how much quantization may cost.
   max_quantization_drop: float
-  # How far the int8 accuracy may fall below the last blessed model's int8 accuracy on the same
+  # How far the int8 accuracy may fall below the deployed model's int8 accuracy on the same
   # data. Retraining the same model moves MNIST accuracy by about a tenth of a point, so a small
   # tolerance keeps that noise from blocking every new model while a real regression still fails.
   baseline_tolerance: float
@@ -34,14 +34,16 @@ class Thresholds:
         raise ValueError(f"{field.name} is a fraction and must be in [0, 1], got {value}")
 
 
-NO_BASELINE_NOTE = "no baseline (no blessed model yet)"
+NO_BASELINE_NOTE = "no baseline"
 
 
 def decide(int8_accuracy: float, quantization_drop: float,
            baseline_int8_accuracy: Optional[float], thresholds: Thresholds,
-           no_baseline_note: str = NO_BASELINE_NOTE) -> Tuple[bool, str]:
-  """Returns (blessed, reason); the reason states every check, its numbers and its outcome, and
-  `no_baseline_note` when there is no baseline to compare with."""
+           baseline_name: Optional[str] = None,
+           no_baseline_note: Optional[str] = None) -> Tuple[bool, str]:
+  """Returns (blessed, reason); the reason states every check, its numbers and its outcome, names
+  the baseline (`baseline_name`, e.g. "deployed version 3") and, when there is no baseline to
+  compare with, ends with `no_baseline_note` (why not)."""
   checks: List[Tuple[bool, str]] = []
   passed = int8_accuracy >= thresholds.min_int8_accuracy - _ROUNDING
   checks.append((passed, f"int8 accuracy {int8_accuracy:.4f} {'>=' if passed else '<'} "
@@ -52,11 +54,12 @@ def decide(int8_accuracy: float, quantization_drop: float,
   if baseline_int8_accuracy is not None:
     floor = baseline_int8_accuracy - thresholds.baseline_tolerance
     passed = int8_accuracy >= floor - _ROUNDING
+    baseline = f"baseline ({baseline_name})" if baseline_name else "baseline"
     checks.append((passed, f"int8 accuracy {int8_accuracy:.4f} {'>=' if passed else '<'} "
-                   f"baseline int8 accuracy {baseline_int8_accuracy:.4f} - tolerance "
+                   f"{baseline} int8 accuracy {baseline_int8_accuracy:.4f} - tolerance "
                    f"{thresholds.baseline_tolerance:.4f} = {floor:.4f}"))
   blessed = all(ok for ok, _ in checks)
   parts = [text if ok else f"FAILED {text}" for ok, text in checks]
   if baseline_int8_accuracy is None:
-    parts.append(no_baseline_note)
+    parts.append(no_baseline_note or NO_BASELINE_NOTE)
   return blessed, ("blessed: " if blessed else "not blessed: ") + ", ".join(parts)

@@ -26,3 +26,13 @@ def test_decide(int8_accuracy, drop, baseline, blessed, failed_check):
   else:
     assert "FAILED" not in reason
   assert ("no baseline" in reason) == (baseline is None)
+
+
+def test_reason_names_the_baseline_and_says_why_there_is_none():
+  _, reason = blessing.decide(0.9912, 0.001, 0.9935, THRESHOLDS,
+                              baseline_name="deployed version 3")
+  assert ("FAILED int8 accuracy 0.9912 < baseline (deployed version 3) int8 accuracy 0.9935 - "
+          "tolerance 0.0020 = 0.9915") in reason
+  _, reason = blessing.decide(0.9912, 0.001, None, THRESHOLDS,
+                              no_baseline_note="no baseline (nothing deployed in gs://b/m yet)")
+  assert reason.endswith(", no baseline (nothing deployed in gs://b/m yet)")

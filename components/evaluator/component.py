@@ -2,7 +2,10 @@
 
 TFX's Evaluator judges the float SavedModel; on the Edge TPU the int8 conversion runs, and
 quantization can cost accuracy. This component evaluates both on the eval split and blesses the
-model only on the int8 numbers.
+model only on the int8 numbers, compared with what is deployed: the newest verified version in the
+push destination (deployed.py), not a Resolver's ML Metadata query, so the pipeline holds only
+container tasks and behaves alike on every orchestrator (open-source Kubeflow Pipelines refuses
+Resolver tasks).
 """
 
 from typing import Optional
@@ -27,14 +30,13 @@ class Int8EvaluatorSpec(types.ComponentSpec):
       constants.MAX_QUANTIZATION_DROP_KEY: component_spec.ExecutionParameter(type=float),
       constants.BASELINE_TOLERANCE_KEY: component_spec.ExecutionParameter(type=float),
       constants.EVAL_SPLIT_KEY: component_spec.ExecutionParameter(type=str),
+      constants.PUSH_DESTINATION_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       standard_component_specs.EXAMPLES_KEY:
           component_spec.ChannelParameter(type=standard_artifacts.Examples),
       standard_component_specs.MODEL_KEY:
           component_spec.ChannelParameter(type=standard_artifacts.Model),
-      standard_component_specs.BASELINE_MODEL_KEY:
-          component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True),
   }
   OUTPUTS = {
       standard_component_specs.EVALUATION_KEY:
@@ -47,12 +49,17 @@ class Int8EvaluatorSpec(types.ComponentSpec):
 class Int8Evaluator(base_beam_component.BaseBeamComponent):
   """Evaluates a Trainer's model and its full-int8 TFLite conversion; blesses on the int8 model.
 
+  Its result depends on the push destination, which is no input artifact: run it uncached
+  (pipeline.pipeline.ALWAYS_RUN).
+
   Outputs:
     evaluation: ModelEvaluation holding metrics.json, tensorboard/ and the evaluated
-      model_int8.tflite (plus baseline_model_int8.tflite when a baseline was given).
-    blessing: ModelBlessing with `blessed` 1/0, TFX's current_model(_id) and baseline_model(_id),
-      `int8_tflite_sha256` (the bytes the pusher may ship), `reason`, and a BLESSED or NOT_BLESSED
-      marker file.
+      model_int8.tflite (plus baseline_model_int8.tflite, the deployed version's model.tflite,
+      when it was compared).
+    blessing: ModelBlessing with `blessed` 1/0, TFX's current_model(_id), baseline_model (the
+      deployed version's directory) and `baseline_version` when compared, `int8_tflite_sha256`
+      (the bytes the pusher may ship), `blessing_message` (the reason), and a BLESSED or
+      NOT_BLESSED marker file.
   """
 
   SPEC_CLASS = Int8EvaluatorSpec
@@ -61,7 +68,7 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
   def __init__(self,
                examples: types.BaseChannel,
                model: types.BaseChannel,
-               baseline_model: Optional[types.BaseChannel] = None,
+               push_destination: Optional[str] = None,
                min_int8_accuracy: float = blessing_lib.DEFAULT_MIN_INT8_ACCURACY,
                max_quantization_drop: float = blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
                baseline_tolerance: float = blessing_lib.DEFAULT_BASELINE_TOLERANCE,
@@ -71,9 +78,10 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
     Args:
       examples: Examples channel (e.g. MnistExampleGen's); the `eval_split` split is evaluated.
       model: Model channel from the Trainer (SavedModel with the signatures of core/contract.py).
-      baseline_model: optional Model channel, normally the latest blessed model from a Resolver
-        with LatestBlessedModelStrategy; when it resolves to a model, the candidate's int8 accuracy
-        must be at least the baseline's minus `baseline_tolerance`.
+      push_destination: the EdgeTpuPusher's destination (any fileio path). Its newest verified
+        version is the baseline: the candidate's int8 accuracy must be at least that version's
+        int8 accuracy on the same examples minus `baseline_tolerance`. None or an empty
+        destination: no comparison.
       min_int8_accuracy: minimum int8 accuracy (fraction) to bless.
       max_quantization_drop: maximum float accuracy minus int8 accuracy (fraction) to bless.
       baseline_tolerance: allowed int8 accuracy shortfall against the baseline (fraction).
@@ -86,7 +94,7 @@ class Int8Evaluator(base_beam_component.BaseBeamComponent):
     spec = Int8EvaluatorSpec(
         examples=examples,
         model=model,
-        baseline_model=baseline_model,
+        push_destination=push_destination or "",
         min_int8_accuracy=min_int8_accuracy,
         max_quantization_drop=max_quantization_drop,
         baseline_tolerance=baseline_tolerance,

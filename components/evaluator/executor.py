@@ -1,10 +1,12 @@
 """Int8Evaluator executor: judges the full-int8 TFLite model that ships, not only the float model.
 
-Steps: check the inputs (eval split files, SavedModel signatures), convert the candidate (and the
-baseline) with the project's one int8 conversion and store the bytes in the evaluation artifact, run
-float and int8 inference over the whole eval split in a Beam pipeline, then write the metrics JSON
-and TensorBoard logs and publish the blessing. Any bad input raises before a blessing is written,
-so a failed execution publishes nothing.
+Steps: check the inputs (eval split files, SavedModel signatures), convert the candidate with the
+project's one int8 conversion, find the baseline (the newest verified version in the push
+destination, deployed.py: what devices run today) and store both int8 models in the evaluation
+artifact, run float and int8 inference over the whole eval split in a Beam pipeline (the deployed
+bytes with the same runtime as the candidate's), then write the metrics JSON and TensorBoard logs
+and publish the blessing. Any bad input raises before a blessing is written, so a failed execution
+publishes nothing.
 """
 
 import dataclasses
@@ -29,6 +31,7 @@ from tfx.utils import path_utils
 
 from components.evaluator import blessing as blessing_lib
 from components.evaluator import constants
+from components.evaluator import deployed as deployed_lib
 from components.evaluator import metrics as metrics_lib
 from components.evaluator import tensorboard_summary
 from core import contract
@@ -171,15 +174,9 @@ class _SumStatsFn(beam.CombineFn):
 
 @dataclasses.dataclass(frozen=True)
 class _Judged:
-  """A model to run: its artifact, SavedModel, int8 bytes and their file in the evaluation."""
-  artifact: types.Artifact
-  saved_model_path: str
+  """Int8 bytes to run and their file in the evaluation artifact."""
   tflite_content: bytes
   tflite_file: str
-
-  def info(self) -> evaluation_metrics.ModelInfo:
-    return evaluation_metrics.ModelInfo(uri=self.artifact.uri, id=self.artifact.id,
-                                        saved_model_path=self.saved_model_path)
 
   def int8_metrics(self, stats: Dict[str, Any], num_examples: int
                    ) -> evaluation_metrics.Int8Metrics:
@@ -194,57 +191,70 @@ class _Judged:
         batched_mismatches=stats["batched_mismatches"])
 
 
-def _judged(model: types.Artifact, role: str, tflite_file: str) -> _Judged:
-  path = _checked_saved_model_path(model, role)
-  logging.info("Converting the %s model %s to full-int8 TFLite.", role, path)
-  return _Judged(model, path, int8_tflite.convert_to_int8_tflite(path), tflite_file)
+@dataclasses.dataclass(frozen=True)
+class _Baseline:
+  """The deployed version the candidate is compared with, or why there is no comparison:
+  `skipped` when a version is deployed but not compared, `absent` when none qualifies."""
+  deployed: Optional[deployed_lib.DeployedModel] = None
+  skipped: Optional[str] = None
+  absent: Optional[str] = None
+
+  @property
+  def note(self) -> Optional[str]:
+    """The sentence the verdict ends with when nothing is compared."""
+    return self.skipped or self.absent
+
+  def judged(self) -> Optional[_Judged]:
+    if self.deployed is None:
+      return None
+    return _Judged(self.deployed.tflite_content, constants.BASELINE_TFLITE_FILE)
 
 
-def _models_to_judge(model: types.Artifact, baseline_model: Optional[types.Artifact]
-                     ) -> Tuple[Dict[str, _Judged], Optional[str]]:
-  """({CANDIDATE: ..., BASELINE: ... when compared}, why the baseline was skipped or None).
-
-  A re-run with unchanged inputs resolves the candidate itself as the last blessed model (same
-  artifact, or a retrained model with the same int8 bytes): comparing it with itself would prove
-  nothing, so the comparison is skipped and the reason says so.
-  """
-  models = {CANDIDATE: _judged(model, CANDIDATE, constants.CANDIDATE_TFLITE_FILE)}
-  if baseline_model is None:
-    return models, None
-  if baseline_model.id == model.id:
-    return models, f"baseline skipped: it is the candidate itself (model id {model.id})"
-  baseline = _judged(baseline_model, BASELINE, constants.BASELINE_TFLITE_FILE)
-  if baseline.tflite_content == models[CANDIDATE].tflite_content:
-    return models, (f"baseline skipped: the last blessed model (id {baseline_model.id}) has the "
-                    "candidate's int8 bytes (same sha256)")
-  return {**models, BASELINE: baseline}, None
+def _baseline(destination: Optional[str], candidate_tflite: bytes) -> _Baseline:
+  """The newest verified version under `destination` (deployed.py), unless it holds the
+  candidate's own int8 bytes: a re-run with unchanged inputs would compare a model with itself,
+  which proves nothing, so the comparison is skipped and the verdict says so."""
+  if not destination:
+    return _Baseline(absent="no baseline (no push destination given)")
+  deployed, passed_over = deployed_lib.newest_verified(destination)
+  if deployed is None:
+    why = (f"no verified version in {destination}: " + "; ".join(passed_over) if passed_over else
+           f"nothing deployed in {destination} yet")
+    return _Baseline(absent=f"no baseline ({why})")
+  if deployed.tflite_content == candidate_tflite:
+    return _Baseline(skipped=f"baseline skipped: identical to deployed version "
+                     f"{deployed.version} (same int8 sha256)")
+  return _Baseline(deployed=deployed)
 
 
-def _evaluation(examples: types.Artifact, split: str, models: Dict[str, _Judged],
-                stats: Dict[str, Any], thresholds: blessing_lib.Thresholds,
-                baseline_skipped: Optional[str]) -> evaluation_metrics.EvaluationMetrics:
+def _evaluation(examples: types.Artifact, split: str, candidate: _Judged,
+                model_info: evaluation_metrics.ModelInfo, baseline: _Baseline,
+                stats: Dict[str, Any], thresholds: blessing_lib.Thresholds
+                ) -> evaluation_metrics.EvaluationMetrics:
   """The metrics and the verdict from the summed stats of the inference pipeline."""
   num_examples = stats["count"]
-  candidate = models[CANDIDATE]
   int8 = candidate.int8_metrics(stats[CANDIDATE], num_examples)
   float_model = evaluation_metrics.ClassificationMetrics(**metrics_lib.classification_metrics(
       stats["float"]["confusion_matrix"], stats["float"]["log_loss_sum"]))
   quantization_drop = (float_model.correct - int8.correct) / num_examples
-  baseline = None
-  if BASELINE in models:
-    baseline = evaluation_metrics.BaselineMetrics(
-        model=models[BASELINE].info(),
-        int8=models[BASELINE].int8_metrics(stats[BASELINE], num_examples))
+  baseline_metrics = None
+  if baseline.deployed is not None:
+    baseline_metrics = evaluation_metrics.BaselineMetrics(
+        deployed=baseline.deployed.describe(),
+        int8=baseline.judged().int8_metrics(stats[BASELINE], num_examples))
   blessed, reason = blessing_lib.decide(
-      int8.accuracy, quantization_drop, baseline.int8.accuracy if baseline else None, thresholds,
-      no_baseline_note=baseline_skipped or blessing_lib.NO_BASELINE_NOTE)
+      int8.accuracy, quantization_drop,
+      baseline_metrics.int8.accuracy if baseline_metrics else None, thresholds,
+      baseline_name=(f"deployed version {baseline_metrics.deployed.version}" if baseline_metrics
+                     else None),
+      no_baseline_note=baseline.note)
   logging.info("Int8Evaluator: %s", reason)
   return evaluation_metrics.EvaluationMetrics(
       eval_split=split, examples_uri=examples.uri, num_examples=num_examples,
-      model=candidate.info(), int8=int8, float_model=float_model,
+      model=model_info, int8=int8, float_model=float_model,
       int8_float_agreement=stats["int8_float_agreements"] / num_examples,
-      quantization_accuracy_drop=quantization_drop, baseline=baseline,
-      baseline_skipped=baseline_skipped, thresholds=dataclasses.asdict(thresholds),
+      quantization_accuracy_drop=quantization_drop, baseline=baseline_metrics,
+      baseline_skipped=baseline.skipped, thresholds=dataclasses.asdict(thresholds),
       blessed=blessed, reason=reason)
 
 
@@ -253,13 +263,6 @@ def _thresholds(exec_properties: Dict[str, Any]) -> blessing_lib.Thresholds:
       min_int8_accuracy=float(exec_properties[constants.MIN_INT8_ACCURACY_KEY]),
       max_quantization_drop=float(exec_properties[constants.MAX_QUANTIZATION_DROP_KEY]),
       baseline_tolerance=float(exec_properties[constants.BASELINE_TOLERANCE_KEY]))
-
-
-def _baseline_model(input_dict: Dict[str, List[types.Artifact]]) -> Optional[types.Artifact]:
-  baseline_models = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
-  if len(baseline_models) > 1:
-    raise EvaluatorInputError(f"expected at most one baseline model, got {len(baseline_models)}")
-  return baseline_models[0] if baseline_models else None
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -278,22 +281,32 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     split = exec_properties[constants.EVAL_SPLIT_KEY]
 
     file_pattern = _split_file_pattern(examples, split)
-    models, baseline_skipped = _models_to_judge(model, _baseline_model(input_dict))
-    if baseline_skipped:
-      logging.info("Int8Evaluator: %s", baseline_skipped)
+    saved_model_path = _checked_saved_model_path(model, CANDIDATE)
+    logging.info("Converting the candidate model %s to full-int8 TFLite.", saved_model_path)
+    candidate = _Judged(int8_tflite.convert_to_int8_tflite(saved_model_path),
+                        constants.CANDIDATE_TFLITE_FILE)
+    baseline = _baseline(exec_properties.get(constants.PUSH_DESTINATION_KEY),
+                         candidate.tflite_content)
+    if baseline.note:
+      logging.info("Int8Evaluator: %s", baseline.note)
+    judged = {CANDIDATE: candidate}
+    if baseline.deployed is not None:
+      judged[BASELINE] = baseline.judged()
     tflite_paths = {}
-    for name, judged in models.items():
-      tflite_paths[name] = os.path.join(evaluation.uri, judged.tflite_file)
-      io_utils.write_bytes_file(tflite_paths[name], judged.tflite_content)
+    for name, model_bytes in judged.items():
+      tflite_paths[name] = os.path.join(evaluation.uri, model_bytes.tflite_file)
+      io_utils.write_bytes_file(tflite_paths[name], model_bytes.tflite_content)
 
-    stats = self._run_inference(file_pattern, models[CANDIDATE].saved_model_path, tflite_paths)
+    stats = self._run_inference(file_pattern, saved_model_path, tflite_paths)
     if not stats.get("count"):
       raise EvaluatorInputError(f"split {split!r} of examples {examples.uri} holds no examples")
-    metrics = _evaluation(examples, split, models, stats, thresholds, baseline_skipped)
+    model_info = evaluation_metrics.ModelInfo(uri=model.uri, id=model.id,
+                                              saved_model_path=saved_model_path)
+    metrics = _evaluation(examples, split, candidate, model_info, baseline, stats, thresholds)
     io_utils.write_bytes_file(os.path.join(evaluation.uri, evaluation_metrics.FILE_NAME),
                               metrics.to_json())
     tensorboard_summary.write(os.path.join(evaluation.uri, constants.TENSORBOARD_DIR), metrics)
-    self._publish_blessing(blessing, model, models.get(BASELINE), metrics)
+    self._publish_blessing(blessing, model, metrics)
 
   def _run_inference(self, file_pattern: str, saved_model_path: str,
                      tflite_paths: Dict[str, str]) -> Dict[str, Any]:
@@ -312,19 +325,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
   @staticmethod
   def _publish_blessing(blessing: types.Artifact, model: types.Artifact,
-                        baseline: Optional[_Judged],
                         metrics: evaluation_metrics.EvaluationMetrics) -> None:
-    """Sets the properties TFX's Evaluator sets (LatestBlessedModelStrategy and Pusher read
-    `blessed` and `current_model_id`) plus the sha256 the pusher must ship, and the marker file."""
+    """Sets the properties TFX's Evaluator sets (the Pusher reads `blessed`), the deployed
+    version compared with, the sha256 the pusher must ship, and the marker file."""
     tfx_constants = tfx_evaluator_constants
     blessing.set_string_custom_property(tfx_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
                                         model.uri)
     blessing.set_int_custom_property(tfx_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-    if baseline is not None:
+    if metrics.baseline is not None:
+      deployed = metrics.baseline.deployed
       blessing.set_string_custom_property(tfx_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY,
-                                          baseline.artifact.uri)
-      blessing.set_int_custom_property(tfx_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
-                                       baseline.artifact.id)
+                                          os.path.join(deployed.destination, str(deployed.version)))
+      blessing.set_int_custom_property(constants.BASELINE_VERSION_PROPERTY, deployed.version)
     blessing.set_string_custom_property(constants.TFLITE_SHA256_PROPERTY,
                                         metrics.int8.tflite_sha256)
     blessing.set_string_custom_property(constants.BLESSING_MESSAGE_PROPERTY, metrics.reason)

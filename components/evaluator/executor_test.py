@@ -28,20 +28,17 @@ EVALUATION_FILES = {evaluation_metrics.FILE_NAME, constants.TENSORBOARD_DIR,
                     constants.CANDIDATE_TFLITE_FILE}
 
 
-def executor_args(tmp_path, examples_uri, model_uri, baseline_uri=None,
+def executor_args(tmp_path, examples_uri, model_uri, push_destination=None,
                   split_names=(contract.TRAIN_SPLIT, contract.EVAL_SPLIT), **params):
   """(input_dict, output_dict, exec_properties) as the orchestrator would pass them."""
   examples = standard_artifacts.Examples()
   examples.uri = examples_uri
   examples.split_names = artifact_utils.encode_split_names(list(split_names))
-  input_dict = {standard_component_specs.EXAMPLES_KEY: [examples]}
-  for key, uri, artifact_id in ((standard_component_specs.MODEL_KEY, model_uri, 11),
-                                (standard_component_specs.BASELINE_MODEL_KEY, baseline_uri, 7)):
-    if uri is not None:
-      model = standard_artifacts.Model()
-      model.uri = uri
-      model.id = artifact_id
-      input_dict[key] = [model]
+  model = standard_artifacts.Model()
+  model.uri = model_uri
+  model.id = 11
+  input_dict = {standard_component_specs.EXAMPLES_KEY: [examples],
+                standard_component_specs.MODEL_KEY: [model]}
   evaluation = standard_artifacts.ModelEvaluation()
   evaluation.uri = str(tmp_path / "evaluation")
   blessing = standard_artifacts.ModelBlessing()
@@ -55,6 +52,7 @@ def executor_args(tmp_path, examples_uri, model_uri, baseline_uri=None,
       constants.MAX_QUANTIZATION_DROP_KEY: blessing_lib.DEFAULT_MAX_QUANTIZATION_DROP,
       constants.BASELINE_TOLERANCE_KEY: blessing_lib.DEFAULT_BASELINE_TOLERANCE,
       constants.EVAL_SPLIT_KEY: contract.EVAL_SPLIT,
+      constants.PUSH_DESTINATION_KEY: push_destination or "",
       **params,
   }
   return input_dict, output_dict, exec_properties
@@ -128,7 +126,9 @@ def blessing_files(blessing):
 
 def test_trained_model_is_blessed_and_metrics_match_direct_computation(tmp_path, examples_dir,
                                                                      trained_model_uri):
-  evaluation, blessing = run_executor(tmp_path, examples_dir, trained_model_uri, **SLICE_PARAMS)
+  destination = str(tmp_path / "nothing_pushed_yet")
+  evaluation, blessing = run_executor(tmp_path, examples_dir, trained_model_uri,
+                                      push_destination=destination, **SLICE_PARAMS)
 
   metrics = read_metrics(evaluation)
   pixels, labels = read_eval_split(examples_dir)
@@ -160,6 +160,7 @@ def test_trained_model_is_blessed_and_metrics_match_direct_computation(tmp_path,
 
   assert metrics["blessed"] is True
   assert metrics["reason"].startswith("blessed: int8 accuracy")
+  assert metrics["reason"].endswith(f"no baseline (nothing deployed in {destination} yet)")
   assert blessing_files(blessing) == ["BLESSED"]
   assert blessing.get_int_custom_property("blessed") == 1
   assert blessing.get_int_custom_property("current_model_id") == 11
@@ -186,35 +187,9 @@ def test_untrained_model_is_not_blessed_and_reason_says_why(tmp_path, examples_d
   assert metrics["blessed"] is False
   assert metrics["reason"].startswith(
       f"not blessed: FAILED int8 accuracy {metrics['int8']['accuracy']:.4f} < 0.8500")
+  assert metrics["reason"].endswith("no baseline (no push destination given)")
   assert blessing_files(blessing) == ["NOT_BLESSED"]
   assert blessing.get_int_custom_property("blessed") == 0
-  assert (blessing.get_string_custom_property(constants.BLESSING_MESSAGE_PROPERTY) ==
-          metrics["reason"])
-
-
-@pytest.mark.parametrize("same", ["mlmd_id", "int8_bytes"])
-def test_a_model_is_never_judged_against_itself(tmp_path, examples_dir, trained_model_uri, same):
-  """A re-run with unchanged inputs resolves the candidate as the last blessed model: the same
-  artifact (same MLMD id), or another artifact holding the same model (same int8 sha256)."""
-  input_dict, output_dict, exec_properties = executor_args(
-      tmp_path, examples_dir, trained_model_uri, baseline_uri=trained_model_uri, **SLICE_PARAMS)
-  if same == "mlmd_id":
-    input_dict[standard_component_specs.BASELINE_MODEL_KEY][0].id = 11  # The candidate's id.
-  execute(tmp_path, input_dict, output_dict, exec_properties)
-  [evaluation] = output_dict[standard_component_specs.EVALUATION_KEY]
-  [blessing] = output_dict[standard_component_specs.BLESSING_KEY]
-
-  metrics = read_metrics(evaluation)
-  expected = ("baseline skipped: it is the candidate itself (model id 11)" if same == "mlmd_id" else
-              "baseline skipped: the last blessed model (id 7) has the candidate's int8 bytes "
-              "(same sha256)")
-  assert metrics["baseline"] is None
-  assert metrics["baseline_skipped"] == expected
-  assert metrics["reason"].endswith(expected)
-  assert "baseline int8 accuracy" not in metrics["reason"]
-  assert metrics["blessed"] is True
-  assert constants.BASELINE_TFLITE_FILE not in os.listdir(evaluation.uri)
-  assert not blessing.has_custom_property("baseline_model_id")
   assert (blessing.get_string_custom_property(constants.BLESSING_MESSAGE_PROPERTY) ==
           metrics["reason"])
 

@@ -21,6 +21,7 @@ class MnistExampleGenSpec(types.ComponentSpec):
       constants.INPUT_DIR_KEY: ExecutionParameter(type=str),
       constants.NUM_TRAIN_SHARDS_KEY: ExecutionParameter(type=int, optional=True),
       constants.NUM_EVAL_SHARDS_KEY: ExecutionParameter(type=int, optional=True),
+      constants.INPUT_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {}
   OUTPUTS = {
@@ -36,7 +37,9 @@ class MnistExampleGen(base_beam_component.BaseBeamComponent):
   (IDX format, sizes, labels, and SHA256SUMS when present) before anything is written; bad input
   fails the execution with an error naming the file, and no artifact is published. The driver
   fingerprints the input files' content, so a cached result is reused only for the same data
-  (under LocalDagRunner; on Kubeflow, custom drivers do not run: use a new input_dir per dataset).
+  (under LocalDagRunner; on Kubeflow, where custom drivers do not run, the fingerprint is computed
+  when the pipeline is compiled and given as `input_fingerprint`; the executor then refuses data
+  that changed since).
 
   Outputs: `examples` (standard Examples: Split-train/ and Split-eval/ of gzipped TFRecords;
   custom properties `train_num_examples` and `eval_num_examples`).
@@ -52,7 +55,7 @@ class MnistExampleGen(base_beam_component.BaseBeamComponent):
   DRIVER_CLASS = driver.Driver
 
   def __init__(self, input_dir: str, num_train_shards: Optional[int] = None,
-               num_eval_shards: Optional[int] = None):
+               num_eval_shards: Optional[int] = None, input_fingerprint: Optional[str] = None):
     """Constructs a MnistExampleGen.
 
     Args:
@@ -62,6 +65,9 @@ class MnistExampleGen(base_beam_component.BaseBeamComponent):
       num_train_shards: TFRecord files for the train split (default: see
         constants.DEFAULT_NUM_SHARDS).
       num_eval_shards: TFRecord files for the eval split (default: likewise).
+      input_fingerprint: `idx.input_fingerprint(input_dir)` taken when the pipeline was compiled,
+        for orchestrators that do not run the driver (Kubeflow Pipelines): it puts the data's
+        content into their cache key. The executor fails when the files no longer match it.
 
     Raises:
       ValueError: an empty input_dir or a shard count below 1 (checked when the pipeline is
@@ -77,5 +83,6 @@ class MnistExampleGen(base_beam_component.BaseBeamComponent):
         input_dir=input_dir,
         num_train_shards=num_train_shards,
         num_eval_shards=num_eval_shards,
+        input_fingerprint=input_fingerprint,
         examples=types.Channel(type=standard_artifacts.Examples))
     super().__init__(spec=spec)

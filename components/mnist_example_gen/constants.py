@@ -9,7 +9,8 @@ from core import contract
 INPUT_DIR_KEY = "input_dir"
 NUM_TRAIN_SHARDS_KEY = "num_train_shards"
 NUM_EVAL_SHARDS_KEY = "num_eval_shards"
-# Set by the driver from the input files' content, so that TFX's cache key changes with the data.
+# The input files' content (idx.input_fingerprint), so that the cache key changes with the data:
+# set by the driver under LocalDagRunner, given when compiling for Kubeflow Pipelines.
 INPUT_FINGERPRINT_KEY = "input_fingerprint"
 
 # Output.

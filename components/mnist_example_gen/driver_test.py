@@ -1,4 +1,5 @@
-"""MnistExampleGen's driver fingerprint covers exactly the files the executor's validation reads."""
+"""MnistExampleGen's input fingerprint (its driver's, and the Kubeflow compile's) covers exactly the
+files the executor's validation reads."""
 
 import gzip
 import os
@@ -6,7 +7,6 @@ import shutil
 
 import pytest
 
-from components.mnist_example_gen import driver
 from components.mnist_example_gen import idx
 from tests import mnist_slices
 
@@ -17,7 +17,7 @@ def slice_dir(mnist_slice_dir, tmp_path) -> str:
 
 
 def fingerprinted_names(input_dir: str):
-  return [entry.rpartition(":")[0] for entry in driver.input_fingerprint(input_dir).split(",")]
+  return [entry.rpartition(":")[0] for entry in idx.input_fingerprint(input_dir).split(",")]
 
 
 def test_fingerprint_follows_both_forms_and_every_file_sha256sums_lists(slice_dir):
@@ -34,8 +34,8 @@ def test_fingerprint_follows_both_forms_and_every_file_sha256sums_lists(slice_di
 
   assert names == idx.input_files(slice_dir)
   assert set(names) == set(os.listdir(slice_dir)) - {"notes.txt"}
-  before = driver.input_fingerprint(slice_dir)
+  before = idx.input_fingerprint(slice_dir)
   mnist_slices.flip_pixel(os.path.join(slice_dir, idx.TRAIN_IMAGES))  # The raw form changes...
-  assert driver.input_fingerprint(slice_dir) != before  # ...so the cache cannot be reused.
+  assert idx.input_fingerprint(slice_dir) != before  # ...so the cache cannot be reused.
   with pytest.raises(idx.IdxFormatError, match="holds different data than"):
     idx.validate_input_dir(slice_dir)  # (And the executor refuses the disagreeing pair.)

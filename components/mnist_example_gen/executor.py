@@ -8,7 +8,7 @@ runner and any number of workers.
 """
 
 import os
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, List, NamedTuple, Optional
 import uuid
 
 from absl import logging
@@ -25,6 +25,7 @@ from tfx.types import artifact_utils
 
 from components.mnist_example_gen import constants
 from components.mnist_example_gen import idx
+from core import errors
 from core import features
 
 # Shard files are named as Beam's WriteToTFRecord names them in TFX's own ExampleGen.
@@ -89,6 +90,23 @@ class _WriteShard(beam.DoFn):
     fileio.rename(staging_path, final_path, overwrite=True)
 
 
+class DataChangedError(errors.PipelineInputError):
+  """The input files differ from the fingerprint the cache key holds."""
+
+
+def _check_fingerprint(input_dir: str, expected: Optional[str]) -> None:
+  """Raises DataChangedError when `expected` (the fingerprint in the cache key) is set and the
+  files no longer match it: Examples cached under that key must hold that data."""
+  if not expected:
+    return
+  actual = idx.input_fingerprint(input_dir)
+  if actual != expected:
+    raise DataChangedError(
+        f"{input_dir}: {', '.join(idx.changed_files(expected, actual))} changed after the input "
+        "fingerprint was taken (when the pipeline was compiled for Kubeflow Pipelines): compile "
+        "again, so that the cache key follows the new data")
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
   """Writes the train and t10k IDX files of `input_dir` as the train and eval splits."""
 
@@ -99,6 +117,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     Raises:
       idx.IdxFormatError: an input file is missing, corrupt, inconsistent or fails its checksum;
         raised before anything is written.
+      DataChangedError: the files differ from the given `input_fingerprint`.
       ValueError: a shard count is not positive.
     """
     self._log_startup(input_dict, output_dict, exec_properties)
@@ -111,6 +130,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         raise ValueError(f"{key} must be at least 1, got {value}")
 
     logging.info("Validating the MNIST IDX files in %s", input_dir)
+    _check_fingerprint(input_dir, exec_properties.get(constants.INPUT_FINGERPRINT_KEY))
     sources = idx.validate_input_dir(input_dir)
     examples = artifact_utils.get_single_instance(output_dict[constants.EXAMPLES_KEY])
     shards = [shard for split, source in sources.items()
@@ -120,7 +140,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       _ = (pipeline
            | "PlanShards" >> beam.Create(shards)
            | "WriteShards" >> beam.ParDo(_WriteShard(sources, examples.uri)))
-    fileio.rmtree(os.path.join(examples.uri, STAGING_DIR_NAME))
+    staging_dir = os.path.join(examples.uri, STAGING_DIR_NAME)
+    if fileio.exists(staging_dir):  # Object stores have no empty directories: none may be left.
+      fileio.rmtree(staging_dir)
 
     examples.split_names = artifact_utils.encode_split_names(list(sources))
     examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)

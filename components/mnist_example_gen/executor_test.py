@@ -83,6 +83,25 @@ def test_bad_input_fails_before_anything_is_written(mnist_slice_dir, tmp_path):
   assert list(output_dir.iterdir()) == []
 
 
+def test_data_changed_since_its_fingerprint_was_taken_is_refused(mnist_slice_dir, tmp_path):
+  """The fingerprint `mnist-tfx kubeflow compile` put into the cache key must still hold."""
+  input_dir = shutil.copytree(mnist_slice_dir, str(tmp_path / "mnist"))
+  compiled = idx.input_fingerprint(input_dir)
+  mnist_slices.flip_pixel(os.path.join(input_dir, idx.EVAL_IMAGES + idx.GZIP_SUFFIX))
+  output_dir = tmp_path / "examples"
+  output_dir.mkdir()
+
+  with pytest.raises(executor.DataChangedError,
+                     match=f"{idx.EVAL_IMAGES + idx.GZIP_SUFFIX} changed after the input "
+                     "fingerprint was taken .* compile again"):
+    run_executor(input_dir, str(output_dir), **{constants.INPUT_FINGERPRINT_KEY: compiled})
+  assert list(output_dir.iterdir()) == []
+
+  examples = run_executor(input_dir, str(output_dir), **{
+      constants.INPUT_FINGERPRINT_KEY: idx.input_fingerprint(input_dir)})
+  assert sorted(os.listdir(examples.uri)) == ["Split-eval", "Split-train"]
+
+
 def test_shard_count_must_be_positive(mnist_slice_dir, tmp_path):
   with pytest.raises(ValueError, match="num_eval_shards must be at least 1, got 0"):
     run_executor(mnist_slice_dir, str(tmp_path), **{constants.NUM_EVAL_SHARDS_KEY: 0})

@@ -225,6 +225,23 @@ def input_files(input_dir: str) -> List[str]:
   return sorted(name for name in names if fileio.exists(os.path.join(input_dir, name)))
 
 
+def input_fingerprint(input_dir: str) -> str:
+  """`name:sha256` of every `input_files` file, comma-separated: what a cache key must hold so
+  that it changes when any file validation reads changes (MnistExampleGen's driver adds it before
+  a local run; `mnist-tfx kubeflow compile` computes it for Kubeflow Pipelines' cache key)."""
+  return ",".join(f"{name}:{file_sha256(os.path.join(input_dir, name))}"
+                  for name in input_files(input_dir))
+
+
+def changed_files(fingerprint: str, other: str) -> List[str]:
+  """The file names whose entries differ between two `input_fingerprint`s (added, removed or
+  changed), sorted."""
+  entries = [dict(entry.rpartition(":")[::2] for entry in f.split(",") if entry)
+             for f in (fingerprint, other)]
+  return sorted(name for name in set(entries[0]) | set(entries[1])
+                if entries[0].get(name) != entries[1].get(name))
+
+
 def split_paths(input_dir: str, split: str) -> Tuple[str, str]:
   """Returns the (images, labels) paths of a split in `input_dir`."""
   images_name, labels_name = SPLIT_FILES[split]
