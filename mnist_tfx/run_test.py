@@ -385,6 +385,19 @@ def test_internal_failure_exits_1_with_one_line_and_the_traceback_with_verbose(t
     assert "Component MnistExampleGen is running." in f.read()
 
 
+def test_short_verbose_flag_never_reaches_another_librarys_flags(tmp_path, mnist_slice_dir):
+  """`run -v`, as the README writes it, with Beam's default multi-processing DirectRunner: absl
+  inside Beam and TFX parses the process's command line, and once took `-v` for its --verbosity
+  (IllegalFlagValueError in MnistExampleGen, an internal error)."""
+  completed = subprocess.run(
+      [cli_runs.MNIST_TFX, "run", "-v", "--data-dir", mnist_slice_dir, "--pipeline-root",
+       str(tmp_path / "pipeline"), "--epochs", "1", *cli_runs.TRAIN_ARGS[2:]],
+      capture_output=True, text=True, timeout=1800, check=False)
+  assert completed.returncode == errors.EXIT_OK, completed.stderr[-3000:]
+  assert "IllegalFlagValueError" not in completed.stderr
+  assert "Component MnistExampleGen is running." in completed.stderr  # -v: the log on the console.
+
+
 def test_require_blessed_fails_with_the_evaluators_reason(slice_run, mnist_slice_dir):
   """--require-blessed turns a refused blessing into exit code 2; --quiet prints the summary.
 
