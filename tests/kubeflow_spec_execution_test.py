@@ -2,8 +2,11 @@
 
 `mnist-tfx kubeflow compile` writes pipeline.yaml with s3:// paths; tests/kfp_v2_driver.py (a
 stand-in for the backend, not a cluster) creates the runs and executes every task's own command
-from the project's wheel, each task in a scratch directory of its own (its container) with nothing
-in common but the object store stand-in (moto's S3 server on loopback), on a real MNIST slice.
+in a fresh container of the Kubeflow image (kubeflow/Dockerfile built with buildah on a stand-in of
+python:3.10-slim, without edgetpu_compiler: tests/images.py), each task in a scratch directory of
+its own (its container's filesystem) with nothing in common but the object store stand-in (moto's
+S3 server on loopback, reached through the address and credentials in the pod's environment), on a
+real MNIST slice.
 Open source, run 1: nothing deployed yet. Run 2, another seed: the data steps come from KFP's
 cache, the new model is compared with the model run 1 deployed, and pushed as version 2. Vertex
 AI: one run of its own, in a bucket of its own.
@@ -22,9 +25,10 @@ from core import int8_tflite
 from core import push_manifest
 from mnist_tfx import cli
 from tests import fixtures_object_store
+from tests import images
 from tests import kfp_v2_driver
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # Three runs, ~20 task processes.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # Three runs, ~20 task containers.
 
 IMAGE = "registry.example/mnist-edgetpu-tfx@sha256:" + "0123456789abcdef" * 4
 TASKS = ("MnistExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
@@ -49,9 +53,9 @@ def compile_spec(tmp_path_factory, data_dir: str, root: str, seed: int, *pod_arg
 
 
 @pytest.fixture(scope="module")
-def runs(s3_store, s3_mnist_slice, unpacked_wheel, tmp_path_factory):
+def runs(s3_store, s3_mnist_slice, kubeflow_image, tmp_path_factory):
   """({"open source 1", "open source 2", "vertex": {task: TaskRun}}, their roots)."""
-  launcher = kfp_v2_driver.SubprocessTaskLauncher(unpacked_wheel)
+  launcher = images.TaskLauncher(kubeflow_image)
   quiet = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
   # The store's endpoint in the spec, its credentials from a secret of the run's namespace.
   endpoint = ["--env", f"AWS_ENDPOINT_URL={s3_store.endpoint}", "--env",
