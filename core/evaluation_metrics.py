@@ -7,11 +7,12 @@ the confusion matrix has rows = true digit, columns = predicted digit. pydantic 
 on read and write. No TensorFlow import: callers move the bytes with the filesystem they use.
 """
 
-from typing import Any, Dict, Optional
+from typing import ClassVar, Optional
 
 import pydantic
 
 from core import contract
+from core import payload
 
 FILE_NAME = "metrics.json"
 
@@ -26,12 +27,7 @@ ConfusionMatrix = pydantic.conlist(
     min_length=contract.NUM_CLASSES, max_length=contract.NUM_CLASSES)
 
 
-class _Schema(pydantic.BaseModel):
-  """Strict: unknown keys are refused, so a writer's typo fails its tests."""
-  model_config = pydantic.ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class ClassificationMetrics(_Schema):
+class ClassificationMetrics(payload.Schema):
   """The metrics of one model's predictions on the eval split (components/evaluator/metrics.py)."""
   accuracy: Fraction
   correct: pydantic.NonNegativeInt
@@ -41,7 +37,7 @@ class ClassificationMetrics(_Schema):
   confusion_matrix: ConfusionMatrix
 
 
-class LatencyMs(_Schema):
+class LatencyMs(payload.Schema):
   """Batch-1 latency quantiles, milliseconds (core.latency: one definition for the project)."""
   p50: pydantic.NonNegativeFloat
   p99: pydantic.NonNegativeFloat
@@ -58,14 +54,14 @@ class Int8Metrics(ClassificationMetrics):
   batched_mismatches: pydantic.NonNegativeInt  # Images whose batched output differs: must be 0.
 
 
-class ModelInfo(_Schema):
+class ModelInfo(payload.Schema):
   """The candidate: its Model artifact's URI, ML Metadata id and SavedModel directory."""
   uri: str
   id: int
   saved_model_path: str
 
 
-class DeployedVersion(_Schema):
+class DeployedVersion(payload.Schema):
   """A version the pusher published (DEST/<N>/, core/versions.py), as the evaluator verified it:
   its model.json read and checked (core/push_manifest.py), its model.tflite's sha256 equal to the
   one model.json lists."""
@@ -75,7 +71,7 @@ class DeployedVersion(_Schema):
   source_model_uri: str  # The Trainer's Model it was converted from (its model.json says).
 
 
-class BaselineMetrics(_Schema):
+class BaselineMetrics(payload.Schema):
   """The deployed version the candidate was compared with: its int8 bytes run on the same
   examples with the same runtime as the candidate's."""
   deployed: Optional[DeployedVersion] = None
@@ -92,15 +88,16 @@ class BaselineMetrics(_Schema):
     return self
 
 
-class Thresholds(_Schema):
+class Thresholds(payload.Schema):
   """The blessing rules that applied (components/evaluator/blessing.py)."""
   min_int8_accuracy: Fraction
   max_quantization_drop: Fraction
   baseline_tolerance: Fraction
 
 
-class EvaluationMetrics(_Schema):
+class EvaluationMetrics(payload.PayloadFile):
   """Everything the evaluator measured and decided about one candidate model."""
+  DESCRIPTION: ClassVar[str] = "evaluation"
   eval_split: str
   examples_uri: str
   num_examples: pydantic.PositiveInt
@@ -116,29 +113,7 @@ class EvaluationMetrics(_Schema):
   blessed: bool
   reason: str  # The verdict in plain words, every check with its numbers.
 
-  def to_json(self) -> bytes:
-    """The file's bytes (UTF-8 JSON, indented for people who open it)."""
-    return self.model_dump_json(indent=2, by_alias=True).encode("utf-8")
-
-  def to_dict(self) -> Dict[str, Any]:
-    """The file's content as plain JSON types, keys as in the file."""
-    return self.model_dump(mode="json", by_alias=True)
-
 
 def from_json(content: bytes, source: str = FILE_NAME) -> EvaluationMetrics:
-  """Parses and checks a metrics.json.
-
-  Raises:
-    ValueError: naming `source` and every field that is missing or wrong.
-  """
-  try:
-    return EvaluationMetrics.model_validate_json(content)
-  except pydantic.ValidationError as e:
-    raise ValueError(f"{source} is not a valid evaluation ({e.error_count()} problems): "
-                     f"{problems(e)}") from None
-
-
-def problems(error: pydantic.ValidationError) -> str:
-  """Every problem of a failed validation, `field.path: message`, on one line."""
-  return "; ".join(f"{'.'.join(str(part) for part in problem['loc']) or 'file'}: {problem['msg']}"
-                   for problem in error.errors())
+  """Parses and checks a metrics.json; raises ValueError naming `source` and every problem."""
+  return EvaluationMetrics.parse(content, source)

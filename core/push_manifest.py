@@ -12,11 +12,12 @@ every field. No TensorFlow import: serving's image reads it.
 
 import datetime
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import ClassVar, Dict, List, Optional, Sequence
 
 import pydantic
 
 from core import evaluation_metrics
+from core import payload
 
 MODEL_FILE = "model.tflite"  # The full-int8 model: runs on a CPU, the compiler's input.
 EDGETPU_MODEL_FILE = "model_edgetpu.tflite"  # edgetpu_compiler's output, when it ran.
@@ -44,16 +45,12 @@ def labels_file_content(labels: Sequence[str]) -> bytes:
   return "".join(f"{label}\n" for label in labels).encode("utf-8")
 
 
-class _Schema(pydantic.BaseModel):
-  model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-
-
-class FileEntry(_Schema):
+class FileEntry(payload.Schema):
   sha256: evaluation_metrics.Sha256
   size_bytes: pydantic.NonNegativeInt
 
 
-class TensorInfo(_Schema):
+class TensorInfo(payload.Schema):
   """A model input or output as the flatbuffer declares it."""
   name: str
   shape: List[int]  # -1 for a dynamic dimension.
@@ -62,7 +59,7 @@ class TensorInfo(_Schema):
   zero_point: Optional[int]
 
 
-class OperatorCheck(_Schema):
+class OperatorCheck(payload.Schema):
   """One operator of the compatibility check, in execution order."""
   index: pydantic.NonNegativeInt
   name: str
@@ -70,7 +67,7 @@ class OperatorCheck(_Schema):
   status: str  # components/pusher/edgetpu_compatibility.py's statuses, e.g. "Mapped to Edge TPU".
 
 
-class EdgeTpuCompatibility(_Schema):
+class EdgeTpuCompatibility(payload.Schema):
   """What the Edge TPU compiler would map, predicted from the flatbuffer alone."""
   source: str
   rules: str  # Where the rules come from (Coral's documentation).
@@ -83,14 +80,14 @@ class EdgeTpuCompatibility(_Schema):
   operators: List[OperatorCheck]
 
 
-class CompilerOperator(_Schema):
+class CompilerOperator(payload.Schema):
   """A row of edgetpu_compiler's operation table."""
   operator: str
   count: pydantic.NonNegativeInt
   status: str
 
 
-class CompilerReport(_Schema):
+class CompilerReport(payload.Schema):
   """What edgetpu_compiler reported (components/pusher/edgetpu_compiler.py parses its log)."""
   compiler_path: str
   command: List[str]
@@ -111,20 +108,21 @@ class CompilerReport(_Schema):
   required_runtime_version: Optional[int] = None
 
 
-class EdgeTpuStatus(_Schema):
+class EdgeTpuStatus(payload.Schema):
   compiled: bool  # True when EDGETPU_MODEL_FILE is in this version.
   status: str  # One line for people: compiled and how much maps, or why not.
   compiler: Optional[CompilerReport] = None
 
 
-class EvaluationRef(_Schema):
+class EvaluationRef(payload.Schema):
   """The ModelEvaluation that blessed these bytes, and its metrics.json (None when absent)."""
   uri: str
   metrics: Optional[evaluation_metrics.EvaluationMetrics]
 
 
-class PushManifest(_Schema):
+class PushManifest(payload.PayloadFile):
   """model.json of version `version`."""
+  DESCRIPTION: ClassVar[str] = "push manifest"
   version: pydantic.PositiveInt
   pushed_at: datetime.datetime  # UTC.
   source_model_uri: str
@@ -146,26 +144,10 @@ class PushManifest(_Schema):
       raise ValueError(f"'files' must not list the manifest {FILE_NAME} itself")
     return self
 
-  def to_json(self) -> bytes:
-    """The file's bytes (UTF-8 JSON, indented for people who open it)."""
-    return self.model_dump_json(indent=2, by_alias=True).encode("utf-8")
-
-  def to_dict(self) -> Dict[str, Any]:
-    """The file's content as plain JSON types."""
-    return self.model_dump(mode="json", by_alias=True)
-
 
 def from_json(content: bytes, source: str = FILE_NAME) -> PushManifest:
-  """Parses and checks a model.json.
-
-  Raises:
-    ValueError: naming `source` and every field that is missing or wrong.
-  """
-  try:
-    return PushManifest.model_validate_json(content)
-  except pydantic.ValidationError as e:
-    raise ValueError(f"{source} is not a valid push manifest ({e.error_count()} problems): "
-                     f"{evaluation_metrics.problems(e)}") from None
+  """Parses and checks a model.json; raises ValueError naming `source` and every problem."""
+  return PushManifest.parse(content, source)
 
 
 def utc_now() -> datetime.datetime:

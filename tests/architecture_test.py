@@ -19,7 +19,7 @@ ROOT = mnist_slices.REPO_ROOT
 TF_FREE_MODULES = [
     "core.contract", "core.errors", "core.config_values", "core.int8_runtime", "core.hashing",
     "core.evaluation_metrics", "core.push_manifest", "core.versions", "core.paths",
-    "core.latency", "components.evaluator.blessing", "components.evaluator.metrics",
+    "core.latency", "core.payload", "components.evaluator.blessing", "components.evaluator.metrics",
     "components.evaluator.constants", "components.pusher.constants",
     "components.mnist_example_gen.constants", "components.statistics_gen.constants",
     "components.anomalies_gate.constants", "pipeline.configs", "pipeline.options",
