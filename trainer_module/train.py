@@ -82,6 +82,24 @@ def _shift(pixels: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
   return tf.gather(tf.reshape(padded, [-1, padded_size * padded_size]), indices, batch_dims=1)
 
 
+def augmented_images(pixels: tf.Tensor, hp: hparams_lib.HParams, seed: tf.Tensor) -> tf.Tensor:
+  """The recipe's augmentation of one training batch, as the model sees it.
+
+  uint8 pixels [N, 784] -> float32 images [N, 28, 28, 1] in [0, 1], each translated by its own
+  random offset of up to hp.max_shift pixels per axis (none when 0). `seed` (int64 [2], the
+  trainer passes [hp.seed, step]) fixes the offsets, so the hand-built trainer and the Keras
+  baseline (trainer_module/keras_baseline.py) given the same seed see the same images.
+  """
+  if hp.max_shift:
+    pixels = _shift(pixels, hp.max_shift, seed)
+  return features.to_images(pixels)
+
+
+def step_seed(hp: hparams_lib.HParams, step: tf.Tensor) -> tf.Tensor:
+  """The stateless seed of a training step's augmentation and dropout: int64 [2]."""
+  return tf.stack([tf.constant(hp.seed, tf.int64), tf.cast(step, tf.int64)])
+
+
 def _count_correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
                                tf.float32))
@@ -102,10 +120,8 @@ def _train_step_fn(network: model_lib.Network, adam: optimizer_lib.Adam, hp: hpa
   def train_step(pixels, labels):
     step = adam.step.read_value()
     quantize = _quantize_at(hp, step)
-    seed = tf.stack([tf.constant(hp.seed, tf.int64), step])
-    if hp.max_shift:
-      pixels = _shift(pixels, hp.max_shift, seed)
-    images = features.to_images(pixels)
+    seed = step_seed(hp, step)
+    images = augmented_images(pixels, hp, seed)
     lr = optimizer_lib.learning_rate(hp, step, steps_per_epoch, total_steps)
     with tf.GradientTape() as tape:
       logits = network(images, quantize=quantize, training=True, dropout_seed=seed)
