@@ -100,12 +100,18 @@ def _header(comparison: Dict[str, Any]) -> List[str]:
   data, before, after = (comparison["data"], comparison["machine_before"],
                          comparison["machine_after"])
   recipes = sorted({entry["route"]["recipe"] for entry in comparison["routes"]})
+  runs = [run for entry in comparison["routes"] for run in entry["runs"]]
+  loads = [run[key][0] for run in runs for key in ("load_average_before", "load_average_after")
+           if run.get(key)]
+  started = min([run["started_utc"] for run in runs] + [comparison["started_utc"]])
   return [
       "# Hand-built QAT against Keras, tfmot and post-training quantization",
       "",
-      f"{comparison['started_utc']} to {comparison['finished_utc']} UTC. Machine: "
-      f"{before['line']} (load {' '.join(f'{v:.2f}' for v in after['load_average'] or [])} "
-      "at the end; under load, times and throughputs are lower bounds).",
+      f"{started} to {comparison['finished_utc']} UTC. Machine: {before['line']} (at the start "
+      f"of this invocation; 1-minute load average {min(loads, default=0):.1f} to "
+      f"{max(loads, default=0):.1f} around the runs, "
+      f"{' '.join(f'{v:.2f}' for v in after['load_average'] or [])} at the end: under load, "
+      "times and throughputs are lower bounds).",
       f"Data: {data['train_examples']:,} training and {data['eval_examples']:,} test images from "
       f"{data['data_dir']}{' (--quick)' if data['quick'] else ''}; seeds "
       f"{', '.join(str(s) for s in comparison['seeds'])} for every route; PTQ calibrates on "

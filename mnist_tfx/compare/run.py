@@ -108,6 +108,7 @@ def run_once(route: routes_lib.Route, seed: int, epochs: Optional[int], inputs: 
   stored = _stored_run(run_dir, config, inputs.description) if resume else None
   if stored:
     return {**stored, "reused": True}
+  started, load_before = _utc_now(), machine.load_average()
   trained = training.train_route(route, config, inputs.train_files, inputs.eval_files, run_dir)
   model_content = measure.convert(trained.serving_model_dir, route.quantization,
                                   inputs.calibration_images)
@@ -127,6 +128,8 @@ def run_once(route: routes_lib.Route, seed: int, epochs: Optional[int], inputs: 
                         inputs.description["train_examples"] * result.epochs,
       "eval_history": [list(point) for point in result.eval_history],
       "tflite_file": os.path.relpath(tflite_path, output_dir),
+      "started_utc": started, "load_average_before": load_before,
+      "load_average_after": machine.load_average(),
   }
   _write_atomically(os.path.join(run_dir, RUN_FILE), json.dumps(row, indent=2).encode())
   return row
