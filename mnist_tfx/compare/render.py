@@ -76,6 +76,7 @@ COST_COLUMNS: Tuple[Column, ...] = (
     ("epochs", lambda e: str(_first(e)["epochs"])),
     ("train TFLOP", lambda e: _mean(e, "training_tflop", ".2f")),
     ("train s", lambda e: _mean(e, "train_seconds", ".0f")),
+    ("wall s", lambda e: _mean(e, "wall_seconds", ".0f")),
     ("int8 p50 ms", lambda e: _mean(e, "int8_latency_p50_ms", ".3f")),
     ("int8 img/s", lambda e: _mean(e, "int8_images_per_second", ",.0f")),
     ("Edge TPU ops", lambda e: f"{_first(e)['edgetpu_operations_mapped']}/"
@@ -166,8 +167,10 @@ def render_markdown(comparison: Dict[str, Any]) -> str:
       "- to 99.x % s: seconds of training (evaluation after each epoch included, data loading "
       "and export not) until the end of the first epoch whose test accuracy reached it: fake "
       "quant for QAT routes, float for PTQ routes; mean (range) over the seeds that reached it.",
-      "- train s: the same clock over the whole run; train TFLOP: 6 x MACs/image x training "
-      "images x epochs (forward, and backward to inputs and to weights).",
+      "- train s: the same clock over all the epochs; wall s: the trainer's whole "
+      "`train_and_export` call (reading the data, building the model, the epochs, export); "
+      "means over seeds. train TFLOP: 6 x MACs/image x training images x epochs (forward, and "
+      "backward to inputs and to weights).",
       "- params, MACs/image: weights and biases, and multiply-accumulates, of the int8 model's "
       "conv and fully-connected operators (`measure.model_cost`).",
       "- int8 p50 ms: one image on one thread, `core/latency.py` (the evaluator's definition); "
