@@ -82,6 +82,29 @@ def _shift(pixels: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
   return tf.gather(tf.reshape(padded, [-1, padded_size * padded_size]), indices, batch_dims=1)
 
 
+def _rotate_scale(images: tf.Tensor, max_rotation: float, max_scale: float,
+                  seed: tf.Tensor) -> tf.Tensor:
+  """Rotates each float image [N, 28, 28, 1] by its own random angle in +-max_rotation degrees and
+  scales it by its own factor in [1 - max_scale, 1 + max_scale], about the centre (bilinear, zero
+  fill: the background stays 0)."""
+  count = tf.shape(images)[0]
+  angles = tf.random.stateless_uniform([count], seed=tf.random.experimental.stateless_fold_in(
+      seed, 2), minval=-max_rotation, maxval=max_rotation) * (math.pi / 180.0)
+  scales = tf.random.stateless_uniform([count], seed=tf.random.experimental.stateless_fold_in(
+      seed, 3), minval=1.0 - max_scale, maxval=1.0 + max_scale)
+  # The transform maps each output pixel (x, y) to the input point it samples: the inverse of
+  # "rotate by angle, scale by scale" about the centre.
+  cos, sin = tf.cos(angles) / scales, tf.sin(angles) / scales
+  centre = (contract.IMAGE_WIDTH - 1) / 2.0
+  zeros = tf.zeros_like(cos)
+  transforms = tf.stack([cos, sin, centre - centre * (cos + sin), -sin, cos,
+                         centre - centre * (cos - sin), zeros, zeros], axis=1)
+  return tf.raw_ops.ImageProjectiveTransformV3(
+      images=images, transforms=transforms,
+      output_shape=tf.constant([contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH]),
+      fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
 def _count_correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
                                tf.float32))
@@ -106,11 +129,19 @@ def _train_step_fn(network: model_lib.Network, adam: optimizer_lib.Adam, hp: hpa
     if hp.max_shift:
       pixels = _shift(pixels, hp.max_shift, seed)
     images = features.to_images(pixels)
+    if hp.max_rotation or hp.max_scale:
+      images = _rotate_scale(images, hp.max_rotation, hp.max_scale, seed)
     lr = optimizer_lib.learning_rate(hp, step, steps_per_epoch, total_steps)
     with tf.GradientTape() as tape:
       logits = network(images, quantize=quantize, training=True, dropout_seed=seed)
       losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-      loss = tf.reduce_mean(losses)
+      if hp.label_smoothing:  # Trains on smoothed targets; the reported loss stays the hard one.
+        targets = (tf.one_hot(labels, contract.NUM_CLASSES) * (1.0 - hp.label_smoothing) +
+                   hp.label_smoothing / contract.NUM_CLASSES)
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets,
+                                                                      logits=logits))
+      else:
+        loss = tf.reduce_mean(losses)
     adam.apply(lr, tape.gradient(loss, parameters), parameters)
     return tf.reduce_sum(losses), _count_correct(logits, labels), lr, quantize
 
@@ -235,7 +266,8 @@ def train_and_export(train_files: Sequence[str], eval_files: Sequence[str],
                total_steps, hp)
 
   network = model_lib.build(hp)
-  adam = optimizer_lib.Adam(network.trainable_variables)
+  adam = optimizer_lib.Adam(network.trainable_variables, weight_decay=hp.weight_decay,
+                            decayed=model_lib.decayed_flags(network))
   epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
   checkpoint = tf.train.Checkpoint(network=network, optimizer=adam, epochs_done=epochs_done)
   checkpoint_dir = checkpoint_dir_for(hp, train_files, model_run_dir)
