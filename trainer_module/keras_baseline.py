@@ -51,8 +51,9 @@ KERAS_DEFAULTS = {"model": "mlp", "mlp_units": 128, "dropout": 0.2, "epochs": 5,
 # HParams fields this baseline honours (plus "quantize" and "initializer"); others are rejected,
 # not ignored.
 KERAS_KEYS = frozenset({"model", "epochs", "batch_size", "learning_rate", "lr_schedule",
-                        "warmup_fraction", "lr_decay_rate", "max_shift", "dropout", "conv_filters",
-                        "conv_kernel_size", "dense_units", "mlp_units", "seed"})
+                        "warmup_fraction", "lr_decay_rate", "max_shift", "max_rotation",
+                        "max_scale", "dropout", "conv_filters", "conv_kernel_size", "dense_units",
+                        "mlp_units", "seed"})
 _EVAL_BATCH = 1000
 
 
