@@ -27,13 +27,17 @@ def _percent(value: Optional[Dict[str, float]]) -> str:
   return f"{100 * value['mean']:.2f} ({100 * value['min']:.2f}-{100 * value['max']:.2f})"
 
 
+def _signed(value: float) -> str:
+  return f"{round(value, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00".
+
+
 def _points(value: Optional[Dict[str, float]]) -> str:
   """Mean (min-max) of a spread of percentage points, signed."""
   if value is None:
     return "-"
   if value["n"] == 1:
-    return f"{value['mean']:+.2f}"
-  return f"{value['mean']:+.2f} ({value['min']:+.2f} to {value['max']:+.2f})"
+    return _signed(value["mean"])
+  return f"{_signed(value['mean'])} ({_signed(value['min'])} to {_signed(value['max'])})"
 
 
 def _time_to(entry: Entry, threshold: float) -> str:
@@ -54,6 +58,13 @@ def _mean(entry: Entry, key: str, form: str) -> str:
 
 def _first(entry: Entry) -> Dict[str, Any]:
   return entry["runs"][0]
+
+
+def _load(entry: Entry) -> str:
+  """The 1-minute load average around the route's runs (before and after each), lowest-highest."""
+  loads = [run[key][0] for run in entry["runs"]
+           for key in ("load_average_before", "load_average_after") if run.get(key)]
+  return f"{min(loads):.1f}-{max(loads):.1f}" if loads else "-"
 
 
 Column = Tuple[str, Callable[[Entry], str]]
@@ -83,6 +94,7 @@ COST_COLUMNS: Tuple[Column, ...] = (
                                f"{_first(e)['edgetpu_operations_total']}"),
     ("int8 I/O", lambda e: "yes" if _first(e)["int8_io"] else
      "no (" + "/".join(_first(e)["io_dtypes"]) + ")"),
+    ("load", _load),
 )
 
 
@@ -100,7 +112,6 @@ def table(columns: Sequence[Column], entries: Sequence[Entry]) -> List[str]:
 def _header(comparison: Dict[str, Any]) -> List[str]:
   data, before, after = (comparison["data"], comparison["machine_before"],
                          comparison["machine_after"])
-  recipes = sorted({entry["route"]["recipe"] for entry in comparison["routes"]})
   runs = [run for entry in comparison["routes"] for run in entry["runs"]]
   loads = [run[key][0] for run in runs for key in ("load_average_before", "load_average_after")
            if run.get(key)]
@@ -120,7 +131,7 @@ def _header(comparison: Dict[str, Any]) -> List[str]:
       "",
       "Recipes (how a network is trained; every route of the same network shares one):",
       "",
-      *(f"- **{name}**: {comparison['recipes'][name]}." for name in recipes),
+      *(f"- **{name}**: {description}." for name, description in comparison["recipes"].items()),
       "",
   ]
 
@@ -176,6 +187,9 @@ def render_markdown(comparison: Dict[str, Any]) -> str:
       "- int8 p50 ms: one image on one thread, `core/latency.py` (the evaluator's definition); "
       f"int8 img/s: batches of {measure.THROUGHPUT_BATCH} on every core, passes over the test "
       f"images repeated for at least {measure.THROUGHPUT_MIN_SECONDS:g} s.",
+      "- load: the machine's 1-minute load average before and after each of the route's runs, "
+      "lowest-highest (2 cores: above 2, other jobs shared them; seconds and images/s of routes "
+      "run at different loads do not compare).",
       "- Edge TPU ops: operators the Edge TPU compiler would map, predicted from the flatbuffer "
       "(`components/pusher/edgetpu_compatibility.py`; no compiler runs here).",
       "- Same recipe: the Keras routes read the hand-built trainer's batches (same shuffle, same "

@@ -186,7 +186,7 @@ def run_comparison(data_dir: str, output_dir: str, seeds: Sequence[int],
       "machine_before": machine_before.to_dict(), "machine_after": machine.describe().to_dict(),
       "data": inputs.description, "seeds": list(seeds), "epochs_override": epochs,
       "recipes": {name: routes_lib.recipe_description(name)
-                  for name in sorted({route.recipe for route in route_list})},
+                  for name in dict.fromkeys(route.recipe for route in route_list)},
       "qat_methods": _qat_methods(route_list),
       "routes": [{"route": {**dataclasses.asdict(route), "label": route.label},
                   "runs": runs[route.key], "summary": aggregate.summarize(runs[route.key])}
