@@ -13,13 +13,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
+from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
@@ -34,24 +34,25 @@ from core import evaluation_metrics
 from core import features
 from core import int8_runtime
 from core import int8_tflite
+from core import latency
+from core import machine
+from core import paths
 from trainer_module import train
 
-MNIST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                         "mnist")
 BATCH_SIZES = (64, 256, 1024)
 REPEATS = 5
 
 
-def write_examples(uri: str) -> standard_artifacts.Examples:
+def write_examples(uri: str, mnist_dir: str = paths.bundled_data_dir()) -> standard_artifacts.Examples:
   examples = standard_artifacts.Examples()
   examples.uri = uri
   example_gen_executor.Executor().Do({}, {example_gen_constants.EXAMPLES_KEY: [examples]},
-                                     {example_gen_constants.INPUT_DIR_KEY: MNIST_DIR})
+                                     {example_gen_constants.INPUT_DIR_KEY: mnist_dir})
   return examples
 
 
 def split_pattern(examples: standard_artifacts.Examples, split: str) -> str:
-  return os.path.join(examples.uri, f"Split-{split}", "*")
+  return os.path.join(artifact_utils.get_split_uri([examples], split), "*")
 
 
 def run_evaluator(work_dir: str, examples: standard_artifacts.Examples, model_uri: str):
@@ -102,20 +103,13 @@ def batched_throughput(model_bytes: bytes, pixels: np.ndarray, num_threads: int,
 
 
 def single_image_latency_ms(model_bytes: bytes, pixels: np.ndarray):
-  """(p50, p99) ms of one batch-1 call per image (quantized beforehand), 1 thread."""
+  """(p50, p99) ms of one batch-1 call per image, 1 thread: core.latency, the evaluator's
+  measurement and quantiles."""
   classifier = int8_runtime.Int8Classifier(model_bytes, num_threads=1)
-  latencies = []
-  for image in classifier.quantize_pixels(pixels):
-    start = time.perf_counter()
-    classifier.invoke_quantized(image[np.newaxis])
-    latencies.append(time.perf_counter() - start)
-  return 1000 * np.percentile(latencies, 50), 1000 * np.percentile(latencies, 99)
-
-
-def cpu_model() -> str:
-  with open("/proc/cpuinfo") as f:
-    names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-  return names[0] if names else platform.machine()
+  _, seconds = latency.time_single_images(classifier.invoke_quantized,
+                                          classifier.quantize_pixels(pixels))
+  quantiles = latency.quantiles_ms(seconds)
+  return quantiles["p50"], quantiles["p99"]
 
 
 def main():
@@ -144,7 +138,7 @@ def main():
                 f"({result.train_seconds:.0f} s; short on purpose, this benchmarks the evaluator)")
     print(f"trained: {result}", flush=True)
 
-  load_before = os.getloadavg()[0]
+  machine_before = machine.describe()
   wall_seconds, metrics = run_evaluator(work_dir, examples, model_uri)
   model_bytes = int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri))
   pixels = np.concatenate(list(eval_pixels(examples)))
@@ -153,16 +147,15 @@ def main():
   best_batch = max(throughput, key=throughput.get)
   one_thread = batched_throughput(model_bytes, pixels, 1, best_batch)
   p50_ms, p99_ms = single_image_latency_ms(model_bytes, pixels)
-  load_after = os.getloadavg()[0]
+  load_after = machine.load_average()
 
   int8 = metrics["int8"]
   print(f"""
 ## Evaluator
 
-{datetime.date.today().isoformat()}, {cpu_model()}, \
-{os.cpu_count()} cores (shared with other jobs: 1-min load average {load_before:.1f} before, \
-{load_after:.1f} after), \
-Python {platform.python_version()}. `.venv/bin/python benchmarks/bench_evaluator.py`. Model: {training}.
+{datetime.date.today().isoformat()}, {machine_before.line()} before the evaluator's run \
+(the cores are shared with other jobs; load {' '.join(f'{v:.2f}' for v in load_after or ())} \
+after). `.venv/bin/python benchmarks/bench_evaluator.py`. Model: {training}.
 
 | measure | result | target |
 | --- | --- | --- |

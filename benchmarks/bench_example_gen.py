@@ -10,7 +10,6 @@ cores (the pipeline's default Beam args). Prints a Markdown section for BENCHMAR
 import argparse
 import datetime
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -24,9 +23,9 @@ from tfx.types import standard_artifacts
 from components.mnist_example_gen import constants
 from components.mnist_example_gen import executor
 from components.mnist_example_gen import idx
+from core import machine
+from core import paths
 
-MNIST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                         "mnist")
 MODES = {
     "in-process (DirectRunner default)": [],
     "multi-processing, all cores": ["--direct_running_mode=multi_processing",
@@ -56,11 +55,11 @@ def run_once(input_dir: str, beam_args, work_dir: str) -> Tuple[float, float]:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--input_dir", default=MNIST_DIR)
+  parser.add_argument("--input_dir", default=paths.bundled_data_dir())
   parser.add_argument("--repeats", type=int, default=2)
   args = parser.parse_args()
 
-  load_before = os.getloadavg()[0]
+  machine_before = machine.describe()
   start = time.perf_counter()
   sources = idx.validate_input_dir(args.input_dir)
   validation_seconds = time.perf_counter() - start
@@ -78,9 +77,8 @@ def main() -> None:
 
   print(f"""## MnistExampleGen
 
-Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores
-({platform.processor() or platform.platform()}), Python {platform.python_version()}, 1-min load
-average {load_before:.1f} before the run, bytecode cache {bytecode_cache}
+Measured {datetime.date.today()} on {machine_before.line()} (before the run), bytecode cache
+{bytecode_cache}
 (multi-processing workers import Beam and TensorFlow afresh);
 `.venv/bin/python benchmarks/bench_example_gen.py --repeats {args.repeats}`.
 Executor.Do end to end on the full MNIST ({num_examples:,} images: validation with SHA256SUMS,

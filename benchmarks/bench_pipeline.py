@@ -8,7 +8,6 @@ component's execution time from ML Metadata. Prints a Markdown table for BENCHMA
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -16,6 +15,7 @@ import time
 from ml_metadata import metadata_store
 
 from components.pusher import constants as pusher_constants
+from core import machine
 from mnist_tfx import cli
 from mnist_tfx import local_runner
 from mnist_tfx import mlmd_queries
@@ -41,6 +41,7 @@ def main() -> None:
   parser.add_argument("--pipeline-root", default=None, help="Default: a fresh temporary dir.")
   args, run_options = parser.parse_known_args()
   pipeline_root = args.pipeline_root or tempfile.mkdtemp(prefix="bench_pipeline_")
+  machine_before = machine.describe()
   start = time.perf_counter()
   exit_code = cli.main(["run", "--pipeline-root", pipeline_root, "--no-cache", *run_options])
   if exit_code:
@@ -51,8 +52,8 @@ def main() -> None:
   pushed = mlmd_queries.last_run_artifacts(local_runner.metadata_config(pipeline_root),
                                            configs.PIPELINE_NAME)["PushedModel"]
   version_dir = pushed.get_string_custom_property(pusher_constants.PUSHED_DESTINATION_KEY)
-  print(f"\n{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; `{' '.join(sys.argv)}`\n")
+  print(f"\n{time.strftime('%Y-%m-%d')}, {machine_before.line()} (before the run); "
+        f"`{' '.join(sys.argv)}`\n")
   print("| component | seconds |\n| --- | --- |")
   for node, (begin, end) in sorted(spans.items(), key=lambda item: item[1][0]):
     print(f"| {node} | {end - begin:.1f} |")

@@ -14,13 +14,13 @@ import argparse
 import datetime
 import hashlib
 import os
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 
 from tfx.components.evaluator import constants as tfx_evaluator_constants
+from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import path_utils
@@ -35,6 +35,7 @@ from components.pusher import versioned_push
 from components.pusher.testdata import standins
 from core import contract
 from core import int8_tflite
+from core import machine
 from tests import mnist_slices
 from trainer_module import train
 
@@ -49,8 +50,10 @@ def train_slice_model(work_dir: str, model_uri: str) -> str:
   example_gen_executor.Executor().Do({}, {example_gen_constants.EXAMPLES_KEY: [examples]},
                                      {example_gen_constants.INPUT_DIR_KEY: idx_dir})
   train.train_and_export(
-      train_files=[os.path.join(examples.uri, f"Split-{contract.TRAIN_SPLIT}", "*")],
-      eval_files=[os.path.join(examples.uri, f"Split-{contract.EVAL_SPLIT}", "*")],
+      train_files=[os.path.join(artifact_utils.get_split_uri([examples], contract.TRAIN_SPLIT),
+                                "*")],
+      eval_files=[os.path.join(artifact_utils.get_split_uri([examples], contract.EVAL_SPLIT),
+                               "*")],
       serving_model_dir=path_utils.serving_model_dir(model_uri),
       model_run_dir=os.path.join(work_dir, "model_run"), hparams={"epochs": 1, "batch_size": 32})
   return f"the QAT CNN trained 1 epoch on a {SLICE_TRAIN:,}-image slice"
@@ -97,7 +100,7 @@ def main():
   else:
     model_source = train_slice_model(work_dir, model_uri)
 
-  load_before = os.getloadavg()[0]
+  machine_before = machine.describe()
   convert_seconds, model_content = timed(
       lambda: int8_tflite.convert_to_int8_tflite(path_utils.serving_model_path(model_uri)), 3)
   sha256 = hashlib.sha256(model_content).hexdigest()
@@ -125,8 +128,8 @@ def main():
   print(f"""
 ## Pusher
 
-{datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores (shared with other \
-jobs; 1-min load average {load_before:.1f} before the run), Python {platform.python_version()}. \
+{datetime.date.today().isoformat()}, {machine_before.line()} (before the run; the cores are shared \
+with other jobs). \
 `.venv/bin/python benchmarks/bench_pusher.py --pushes {args.pushes}`. Model: {model_source} \
 ({len(model_content):,} bytes int8, {report.operations_total} operators). Medians.
 

@@ -36,6 +36,7 @@ import orjson
 
 from components.mnist_example_gen import idx
 from core import int8_runtime
+from core import machine as machine_lib
 from core import push_manifest
 from serving import app as app_lib
 from serving import model_store
@@ -65,16 +66,12 @@ class Load:
 
 
 def machine() -> str:
-  with open("/proc/cpuinfo") as f:
-    cpuinfo = f.read()
-  model = re.search(r"model name\s*:\s*(.*)", cpuinfo).group(1)
-  flags = sorted(set(re.findall(r"\b(avx2|avx512f)\b", cpuinfo)))
-  return f"{model}, {os.cpu_count()} cores, {' '.join(flags) or 'no avx2/avx512f'}"
+  """The project's machine description (core/machine.py), as every benchmark states it."""
+  return machine_lib.describe().line()
 
 
 def loadavg() -> str:
-  with open("/proc/loadavg") as f:
-    return " ".join(f.read().split()[:3])
+  return " ".join(f"{value:.2f}" for value in machine_lib.load_average() or ())
 
 
 def free_port() -> int:

@@ -104,7 +104,7 @@ def _add_report_parser(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  from mnist_tfx import compare
+  from mnist_tfx.compare import cli as compare_cli
   from mnist_tfx.kubeflow import cli as kubeflow_cli
   from serving import cli as serving_cli
   parser = argparse.ArgumentParser(
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_report_parser(commands)
   kubeflow_cli.add_parser(commands)
   serving_cli.add_parser(commands)
-  compare.add_parser(commands)
+  compare_cli.add_parser(commands)
   return parser
 
 

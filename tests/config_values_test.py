@@ -51,10 +51,10 @@ def test_keras_baseline_quantize_from_the_command_line(text, expected):
   """`--train-config quantize=False` reached the Keras baseline as the truthy string "False"."""
   from trainer_module import keras_baseline  # Imports tf_keras and tfmot.
   config = train_config_from_command_line(f"quantize={text}")
-  _, quantize = keras_baseline.parse_config(config)
+  quantize = keras_baseline.parse_config(config).quantize
   assert quantize is expected
-  _, quantize = keras_baseline.parse_config(json.loads(json.dumps(config)))  # Kubeflow's JSON.
-  assert quantize is expected
+  from_json = json.loads(json.dumps(config))  # Kubeflow's JSON.
+  assert keras_baseline.parse_config(from_json).quantize is expected
 
 
 def test_keras_baseline_quantize_rejects_other_text():

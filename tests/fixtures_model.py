@@ -10,6 +10,8 @@ import functools
 import os
 
 import pytest
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
 
 from core import contract
 from tests import fixtures_data
@@ -36,15 +38,20 @@ def slice_eval_digits():
 
 
 def split_pattern(examples_dir: str, split: str) -> str:
-  return os.path.join(examples_dir, f"Split-{split}", "*")
+  """The files of one split of the Examples artifact at `examples_dir`, where TFX puts them."""
+  examples = standard_artifacts.Examples()
+  examples.uri = examples_dir
+  examples.split_names = artifact_utils.encode_split_names([contract.TRAIN_SPLIT,
+                                                            contract.EVAL_SPLIT])
+  return os.path.join(artifact_utils.get_split_uri([examples], split), "*")
 
 
 def train_on_slice(examples_dir: str, output_dir: str, hparams) -> TrainedModel:
   serving_model_dir = os.path.join(output_dir, "serving_model")
   model_run_dir = os.path.join(output_dir, "model_run")
   result = train.train_and_export(
-      train_files=[split_pattern(examples_dir, "train")],
-      eval_files=[split_pattern(examples_dir, "eval")],
+      train_files=[split_pattern(examples_dir, contract.TRAIN_SPLIT)],
+      eval_files=[split_pattern(examples_dir, contract.EVAL_SPLIT)],
       serving_model_dir=serving_model_dir, model_run_dir=model_run_dir, hparams=hparams)
   return TrainedModel(serving_model_dir, model_run_dir, result)
 

@@ -1,5 +1,7 @@
 """The exported SavedModel: the signature contract, and its full-int8 TFLite conversion."""
 
+import collections
+
 from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import pytest
@@ -128,3 +130,15 @@ def test_mlp_variant_converts_to_int8(examples_dir, tmp_path):
   interpreter = Interpreter(model_content=model_bytes)
   assert interpreter.get_input_details()[0]["dtype"] == np.int8
   assert interpreter.get_output_details()[0]["dtype"] == np.int8
+
+
+def test_accurate_preset_knobs_convert_to_edgetpu_int8(examples_dir, tmp_path):
+  # The `accurate` preset's training-only knobs on (rotation/scale, AdamW, label smoothing): the
+  # exported graph is the plain QAT CNN's, fully int8 and mapped to the Edge TPU.
+  hparams = {**fixtures_model.SLICE_HPARAMS, "max_shift": 2, "max_rotation": 10.0,
+             "max_scale": 0.1, "weight_decay": 0.05, "label_smoothing": 0.1}
+  trained = fixtures_model.train_on_slice(examples_dir, str(tmp_path), hparams)
+  assert trained.result.eval_accuracy > 0.8
+  model_bytes = int8_tflite.convert_to_int8_tflite(trained.serving_model_dir)
+  assert collections.Counter(_op_names(model_bytes)) == {
+      "CONV_2D": 3, "MAX_POOL_2D": 3, "RESHAPE": 1, "FULLY_CONNECTED": 2, "SOFTMAX": 1}

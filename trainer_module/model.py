@@ -136,5 +136,12 @@ def training_flop(hp: hparams_lib.HParams, examples_per_epoch: int) -> float:
   return forward_macs(hp) * 2.0 * 3.0 * examples_per_epoch * hp.epochs
 
 
+def decayed_flags(network: Network) -> Sequence[bool]:
+  """Per entry of network.trainable_variables: whether weight decay applies (the conv and dense
+  kernels, not the biases)."""
+  kernels = {m.w.ref() for m in network.submodules if isinstance(m, (layers.Conv2D, layers.Linear))}
+  return [v.ref() in kernels for v in network.trainable_variables]
+
+
 def build(hp: hparams_lib.HParams) -> Network:
   return QatCnn(hp) if hp.model == "cnn" else QatMlp(hp)

@@ -99,3 +99,12 @@ def test_activation_ranges_track_only_while_training(digits):
   decay = network.ema_decay
   for quantizer, before in zip(quantizers, first, strict=True):
     assert before * decay < quantizer.max.numpy() < before  # Averaged, not replaced.
+
+
+def test_weight_decay_applies_to_kernels_not_biases():
+  network = model_lib.build(hparams_lib.HParams(conv_filters=(8,), dense_units=16))
+  flags = dict(zip([v.name for v in network.trainable_variables],
+                   model_lib.decayed_flags(network), strict=True))
+  assert flags == {"qat_cnn/conv1/w:0": True, "qat_cnn/conv1/b:0": False,
+                   "qat_cnn/dense1/w:0": True, "qat_cnn/dense1/b:0": False,
+                   "qat_cnn/logits/w:0": True, "qat_cnn/logits/b:0": False}

@@ -5,7 +5,7 @@ step; `step` is the global step that drives the schedule, the quant delay and dr
 """
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
@@ -38,12 +38,22 @@ class Adam(tf.Module):
   lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + epsilon).
   (snt.optimizers.Adam adds epsilon after it: p -= lr * m_hat / (sqrt(v_hat) + epsilon), with
   m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t); the two differ while v is near epsilon^2.)
+
+  With `weight_decay` > 0 it is AdamW (Loshchilov & Hutter, decoupled weight decay, as
+  torch.optim.AdamW): each parameter whose `decayed` entry is true first shrinks by
+  p -= lr * weight_decay * p (lr: the scheduled rate, without the bias correction).
   """
 
   def __init__(self, parameters: Sequence[tf.Variable], beta1: float = 0.9, beta2: float = 0.999,
-               epsilon: float = 1e-7, name="adam"):
+               epsilon: float = 1e-7, weight_decay: float = 0.0,
+               decayed: Optional[Sequence[bool]] = None, name="adam"):
     super().__init__(name=name)
     self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+    self.weight_decay = weight_decay
+    self.decayed = list(decayed) if decayed is not None else [True] * len(parameters)
+    if len(self.decayed) != len(parameters):
+      raise ValueError(f"Adam got {len(self.decayed)} weight-decay flags for "
+                       f"{len(parameters)} parameters.")
     with self.name_scope:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.m = [tf.Variable(tf.zeros_like(p), trainable=False, name="m") for p in parameters]
@@ -65,7 +75,10 @@ class Adam(tf.Module):
     step = tf.cast(self.step.assign_add(1), tf.float32)
     corrected_lr = (learning_rate * tf.sqrt(1.0 - tf.pow(self.beta2, step)) /
                     (1.0 - tf.pow(self.beta1, step)))
-    for gradient, parameter, m, v in zip(gradients, parameters, self.m, self.v, strict=True):
+    for gradient, parameter, m, v, decayed in zip(gradients, parameters, self.m, self.v,
+                                                  self.decayed, strict=True):
+      if self.weight_decay and decayed:
+        parameter.assign_sub(learning_rate * self.weight_decay * parameter)
       m.assign(self.beta1 * m + (1.0 - self.beta1) * gradient)
       v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(gradient))
       parameter.assign_sub(corrected_lr * m / (tf.sqrt(v) + self.epsilon))

@@ -52,3 +52,30 @@ def test_adam_rejects_gradients_and_parameters_of_different_lengths():
   assert int(adam.step.numpy()) == 0
   for parameter, value in zip(parameters, before, strict=True):
     np.testing.assert_array_equal(parameter.numpy(), value)
+
+
+@pytest.mark.parametrize("learning_rate", [1e-3, 0.1])
+def test_adamw_matches_tf_keras_adamw_and_leaves_undecayed_parameters_alone(learning_rate):
+  ours = [tf.Variable(v) for v in _problem()]
+  reference = [tf.Variable(v) for v in _problem()]
+  adam = optimizer_lib.Adam(ours, weight_decay=0.5, decayed=[True, False])
+  keras_adam = tf_keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=0.5,
+                                         beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+  keras_adam.exclude_from_weight_decay(var_list=[reference[1]])
+  plain = [tf.Variable(v) for v in _problem()]
+  plain_adam = optimizer_lib.Adam(plain)
+  for _ in range(10):
+    with tf.GradientTape(persistent=True) as tape:
+      our_loss, reference_loss, plain_loss = _loss(ours), _loss(reference), _loss(plain)
+    adam.apply(tf.constant(learning_rate), tape.gradient(our_loss, ours), ours)
+    plain_adam.apply(tf.constant(learning_rate), tape.gradient(plain_loss, plain), plain)
+    keras_adam.apply_gradients(zip(tape.gradient(reference_loss, reference), reference,
+                                   strict=True))
+    for mine, theirs in zip(ours, reference, strict=True):
+      np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(ours[0].numpy(), plain[0].numpy())  # The decay did something.
+
+
+def test_adam_rejects_weight_decay_flags_of_another_length():
+  with pytest.raises(ValueError, match="1 weight-decay flags for 2 parameters"):
+    optimizer_lib.Adam([tf.Variable(v) for v in _problem()], weight_decay=0.1, decayed=[True])

@@ -80,6 +80,51 @@ def _shift(pixels: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
   return tf.gather(tf.reshape(padded, [-1, padded_size * padded_size]), indices, batch_dims=1)
 
 
+def _rotate_scale(images: tf.Tensor, max_rotation: float, max_scale: float,
+                  seed: tf.Tensor) -> tf.Tensor:
+  """Rotates each float image [N, 28, 28, 1] by its own random angle in +-max_rotation degrees and
+  scales it by its own factor in [1 - max_scale, 1 + max_scale], about the centre (bilinear, zero
+  fill: the background stays 0)."""
+  count = tf.shape(images)[0]
+  angles = tf.random.stateless_uniform([count], seed=tf.random.experimental.stateless_fold_in(
+      seed, 2), minval=-max_rotation, maxval=max_rotation) * (math.pi / 180.0)
+  scales = tf.random.stateless_uniform([count], seed=tf.random.experimental.stateless_fold_in(
+      seed, 3), minval=1.0 - max_scale, maxval=1.0 + max_scale)
+  # The transform maps each output pixel (x, y) to the input point it samples: the inverse of
+  # "rotate by angle, scale by scale" about the centre.
+  cos, sin = tf.cos(angles) / scales, tf.sin(angles) / scales
+  centre = (contract.IMAGE_WIDTH - 1) / 2.0
+  zeros = tf.zeros_like(cos)
+  transforms = tf.stack([cos, sin, centre - centre * (cos + sin), -sin, cos,
+                         centre - centre * (cos - sin), zeros, zeros], axis=1)
+  return tf.raw_ops.ImageProjectiveTransformV3(
+      images=images, transforms=transforms,
+      output_shape=tf.constant([contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH]),
+      fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def augmented_images(pixels: tf.Tensor, hp: hparams_lib.HParams, seed: tf.Tensor) -> tf.Tensor:
+  """The recipe's augmentation of one training batch, as the model sees it.
+
+  uint8 pixels [N, 784] -> float32 images [N, 28, 28, 1] in [0, 1], each translated by its own
+  random offset of up to hp.max_shift pixels per axis (none when 0), then rotated and scaled by
+  its own random angle and factor (hp.max_rotation, hp.max_scale; none when both are 0). `seed`
+  (int64 [2], the trainer passes [hp.seed, step]) fixes the draws, so the hand-built trainer and
+  the Keras baseline (trainer_module/keras_baseline.py) given the same seed see the same images.
+  """
+  if hp.max_shift:
+    pixels = _shift(pixels, hp.max_shift, seed)
+  images = features.to_images(pixels)
+  if hp.max_rotation or hp.max_scale:
+    images = _rotate_scale(images, hp.max_rotation, hp.max_scale, seed)
+  return images
+
+
+def step_seed(hp: hparams_lib.HParams, step: tf.Tensor) -> tf.Tensor:
+  """The stateless seed of a training step's augmentation and dropout: int64 [2]."""
+  return tf.stack([tf.constant(hp.seed, tf.int64), tf.cast(step, tf.int64)])
+
+
 def _count_correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels),
                                tf.float32))
@@ -100,15 +145,19 @@ def _train_step_fn(network: model_lib.Network, adam: optimizer_lib.Adam, hp: hpa
   def train_step(pixels, labels):
     step = adam.step.read_value()
     quantize = _quantize_at(hp, step)
-    seed = tf.stack([tf.constant(hp.seed, tf.int64), step])
-    if hp.max_shift:
-      pixels = _shift(pixels, hp.max_shift, seed)
-    images = features.to_images(pixels)
+    seed = step_seed(hp, step)
+    images = augmented_images(pixels, hp, seed)
     lr = optimizer_lib.learning_rate(hp, step, steps_per_epoch, total_steps)
     with tf.GradientTape() as tape:
       logits = network(images, quantize=quantize, training=True, dropout_seed=seed)
       losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-      loss = tf.reduce_mean(losses)
+      if hp.label_smoothing:  # Trains on smoothed targets; the reported loss stays the hard one.
+        targets = (tf.one_hot(labels, contract.NUM_CLASSES) * (1.0 - hp.label_smoothing) +
+                   hp.label_smoothing / contract.NUM_CLASSES)
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets,
+                                                                      logits=logits))
+      else:
+        loss = tf.reduce_mean(losses)
     adam.apply(lr, tape.gradient(loss, parameters), parameters)
     return tf.reduce_sum(losses), _count_correct(logits, labels), lr, quantize
 
@@ -233,7 +282,8 @@ def _restored_training(hp: hparams_lib.HParams, train_files: Sequence[str], mode
   if max_steps:
     total_steps = min(total_steps, max_steps)
   network = model_lib.build(hp)
-  adam = optimizer_lib.Adam(network.trainable_variables)
+  adam = optimizer_lib.Adam(network.trainable_variables, weight_decay=hp.weight_decay,
+                            decayed=model_lib.decayed_flags(network))
   epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
   checkpoint = tf.train.Checkpoint(network=network, optimizer=adam, epochs_done=epochs_done)
   manager = tf.train.CheckpointManager(

@@ -1,6 +1,7 @@
 """The training loop on the slice: learning, determinism, resuming, quant delay, TensorBoard."""
 
 import collections
+import dataclasses
 import os
 import re
 import shutil
@@ -191,6 +192,19 @@ def test_hparams_from_json_config():
     hparams_lib.HParams.from_config({"batch_size": "x"})
 
 
+def test_augmentation_and_regularization_fields_default_to_off_and_are_validated():
+  hp = hparams_lib.HParams()
+  assert (hp.weight_decay, hp.label_smoothing, hp.max_rotation, hp.max_scale) == (0, 0, 0, 0)
+  hp = hparams_lib.HParams.from_config({"weight_decay": 0, "label_smoothing": "0.1",
+                                        "max_rotation": 10, "max_scale": "0.1"})
+  assert (hp.weight_decay, hp.label_smoothing, hp.max_rotation, hp.max_scale) == (
+      0.0, 0.1, 10.0, 0.1)
+  for name, value in (("weight_decay", -0.1), ("label_smoothing", 1.0), ("max_rotation", -1.0),
+                      ("max_scale", 1.0)):
+    with pytest.raises(ValueError, match=name):
+      hparams_lib.HParams.from_config({name: value})
+
+
 def test_checkpoint_dir_is_keyed_by_data_and_hyperparameters(tmp_path):
   root = str(tmp_path)
   hp = hparams_lib.HParams(checkpoint_dir=root)
@@ -220,6 +234,34 @@ def test_shift_translates_each_image_by_its_own_offset():
   assert len(offsets) > 1  # Not one offset for the whole batch.
 
 
+def _centroid(image):
+  ys, xs = np.mgrid[0:28, 0:28]
+  return np.array([(ys * image).sum(), (xs * image).sum()]) / image.sum()
+
+
+def test_rotate_scale_turns_and_scales_each_image_about_the_centre():
+  blob = np.zeros([28, 28], np.float32)
+  blob[5:8, 12:16] = 1.0  # Off-centre, so a rotation moves its centroid around the centre.
+  images = tf.constant(np.tile(blob[np.newaxis, :, :, np.newaxis], [4, 1, 1, 1]))
+  seed = tf.constant([0, 7], tf.int64)
+  np.testing.assert_allclose(train._rotate_scale(images, 0.0, 0.0, seed).numpy(), images.numpy())
+  centre = np.array([13.5, 13.5])
+  radius = np.linalg.norm(_centroid(blob) - centre)
+  rotated = train._rotate_scale(images, 30.0, 0.0, seed).numpy()[..., 0]
+  direction = lambda offset: np.degrees(np.arctan2(offset[1], offset[0]))  # noqa: E731
+  angles = []
+  for image in rotated:
+    offset = _centroid(image) - centre
+    assert np.linalg.norm(offset) == pytest.approx(radius, rel=0.03)
+    assert image.sum() == pytest.approx(blob.sum(), rel=0.05)
+    turn = direction(offset) - direction(_centroid(blob) - centre)
+    angles.append((turn + 180.0) % 360.0 - 180.0)
+  assert all(abs(angle) <= 30.5 for angle in angles) and np.ptp(angles) > 5  # Own angle each.
+  scaled = train._rotate_scale(images, 0.0, 0.2, seed).numpy()[..., 0]
+  ratios = [np.linalg.norm(_centroid(image) - centre) / radius for image in scaled]
+  assert all(0.78 <= ratio <= 1.22 for ratio in ratios) and np.ptp(ratios) > 0.02
+
+
 def test_one_cycle_learning_rate():
   hp = hparams_lib.HParams(lr_schedule="one_cycle", learning_rate=1.0, warmup_fraction=0.2)
   rates = [float(optimizer_lib.learning_rate(hp, step, 10, 100)) for step in (0, 10, 20, 60, 100)]
@@ -231,6 +273,11 @@ def test_presets_set_their_values_and_explicit_keys_win():
   assert (large.conv_filters, large.epochs, large.lr_schedule) == ((32, 64), 10, "cosine")
   assert hparams_lib.HParams.from_config({"preset": "cnn_large", "epochs": 2}).epochs == 2
   assert hparams_lib.HParams.from_config({"preset": "default"}) == hparams_lib.HParams()
+  accurate = hparams_lib.HParams.from_config({"preset": "accurate", "seed": 2})
+  assert dataclasses.replace(accurate, seed=0) == hparams_lib.HParams(
+      **hparams_lib.PRESETS["accurate"])
+  assert (accurate.conv_filters, accurate.lr_schedule, accurate.seed) == (
+      tuple(hparams_lib.PRESETS["accurate"]["conv_filters"]), "one_cycle", 2)
   with pytest.raises(ValueError, match="Unknown trainer preset 'huge'"):
     hparams_lib.HParams.from_config({"preset": "huge"})
 

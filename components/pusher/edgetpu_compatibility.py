@@ -25,6 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import tflite
 
+from core import tflite_graph
+
 DOCS_URL = "https://coral.ai/docs/edgetpu/models-intro/#supported-operations"
 
 # Operator statuses, worded like the compiler's operation log where the compiler has a wording.
@@ -125,77 +127,9 @@ class CompatibilityReport:
     }
 
 
-class _Graph:
-  """Read access to the main subgraph of a TFLite flatbuffer."""
-
-  def __init__(self, model_content: bytes):
-    self.content = model_content
-    self.model = tflite.Model.GetRootAs(model_content, 0)
-    if self.model.SubgraphsLength() < 1:
-      raise ValueError("the TFLite model has no subgraph")
-    self.subgraph = self.model.Subgraphs(0)
-
-  def tensor(self, index: int) -> tflite.Tensor:
-    return self.subgraph.Tensors(index)
-
-  def tensor_name(self, index: int) -> str:
-    return self.tensor(index).Name().decode("utf-8", "replace")
-
-  def shape(self, index: int) -> List[int]:
-    return [int(d) for d in self.tensor(index).ShapeAsNumpy()] if self.tensor(
-        index).ShapeLength() else []
-
-  def shape_signature(self, index: int) -> List[int]:
-    """The shape with -1 for dynamic dimensions (the plain shape when no signature is stored)."""
-    tensor = self.tensor(index)
-    if tensor.ShapeSignatureIsNone() or tensor.ShapeSignatureLength() == 0:
-      return self.shape(index)
-    return [int(d) for d in tensor.ShapeSignatureAsNumpy()]
-
-  def constant_bytes(self, index: int) -> Optional[bytes]:
-    """The tensor's constant data, or None when it is computed at run time."""
-    buffer = self.model.Buffers(self.tensor(index).Buffer())
-    if buffer.DataLength() > 0:
-      return buffer.DataAsNumpy().tobytes()
-    if buffer.Offset() > 1:  # Data stored after the flatbuffer (models over 2 GB).
-      return self.content[buffer.Offset():buffer.Offset() + buffer.Size()]
-    return None
-
-  def constant_ints(self, index: int) -> Optional[np.ndarray]:
-    data = self.constant_bytes(index)
-    if data is None or self.tensor(index).Type() != tflite.TensorType.INT32:
-      return None
-    return np.frombuffer(data, dtype="<i4")
-
-  def quantization(self, index: int) -> Optional[Dict[str, Any]]:
-    """Per-tensor (or per-channel) scale and zero point; None when the tensor is not quantized."""
-    params = self.tensor(index).Quantization()
-    if params is None or params.ScaleLength() == 0:
-      return None
-    scales = [float(s) for s in params.ScaleAsNumpy()]
-    zero_points = [int(z) for z in params.ZeroPointAsNumpy()] if params.ZeroPointLength() else [0]
-    if len(scales) == 1:
-      return {"scale": scales[0], "zero_point": zero_points[0]}
-    return {"scale": scales, "zero_point": zero_points,
-            "quantized_dimension": int(params.QuantizedDimension())}
-
-  def operator_name(self, op: tflite.Operator) -> str:
-    code = self.model.OperatorCodes(op.OpcodeIndex())
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == tflite.BuiltinOperator.CUSTOM:
-      return f"CUSTOM ({code.CustomCode().decode('utf-8', 'replace')})"
-    return tflite.opcode2name(builtin)
-
-  def operator_version(self, op: tflite.Operator) -> int:
-    return int(self.model.OperatorCodes(op.OpcodeIndex()).Version())
-
-
-def _options(op: tflite.Operator, options_class: type) -> Any:
-  table = op.BuiltinOptions()
-  options = options_class()
-  if table is not None:
-    options.Init(table.Bytes, table.Pos)
-  return options
+# The flatbuffer reader is the project's one (core/tflite_graph.py); the checks below take it.
+_Graph = tflite_graph.TfliteGraph
+_options = tflite_graph.builtin_options
 
 
 def _tensor_indices(indices: np.ndarray) -> List[int]:
@@ -419,8 +353,6 @@ def check_edgetpu_compatibility(model_content: bytes) -> CompatibilityReport:
 
   Raises ValueError when the bytes are not a TFLite flatbuffer.
   """
-  if len(model_content) < 8 or model_content[4:8] != b"TFL3":
-    raise ValueError("not a TFLite flatbuffer (missing the 'TFL3' file identifier)")
   graph = _Graph(model_content)
   model_problems = _model_problems(graph)
   operators: List[OperatorResult] = []
