@@ -1,9 +1,10 @@
 """Installs the pipeline, its components, the trainer module, serving and the `mnist-tfx` command.
 
 The project's packages are found here and nowhere else: every top-level directory with an
-`__init__.py` except the tests (the Makefile, ruff, pytest and the images derive from the
-checkout). The `kubeflow/` folder is installed as the package `mnist_tfx.kubeflow`: a top-level
-`kubeflow` package would shadow the `kubeflow` namespace that Kubeflow's own Python SDKs install.
+`__init__.py` except the tests and the benchmarks (the Makefile, ruff, pytest and the images
+derive from the checkout). The `kubeflow/` folder is installed as the package `mnist_tfx.kubeflow`:
+a top-level `kubeflow` package would shadow the `kubeflow` namespace that Kubeflow's own Python SDKs
+install.
 Python 3.10 exactly: the code needs 3.10 (`zip(strict=True)`, `X | Y` unions) and TFX 1.16's
 wheels stop at 3.10.
 """
@@ -12,7 +13,7 @@ import setuptools
 
 KUBEFLOW_DIR = "kubeflow"
 KUBEFLOW_PACKAGE = "mnist_tfx.kubeflow"
-PACKAGES = setuptools.find_packages(exclude=["tests", "tests.*", KUBEFLOW_DIR,
+PACKAGES = setuptools.find_packages(exclude=["tests", "tests.*", "benchmarks", KUBEFLOW_DIR,
                                              f"{KUBEFLOW_DIR}.*"])
 KUBEFLOW_PACKAGES = [KUBEFLOW_PACKAGE + name[len(KUBEFLOW_DIR):]
                      for name in setuptools.find_packages(include=[KUBEFLOW_DIR,

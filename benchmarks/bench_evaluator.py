@@ -6,7 +6,7 @@ Int8Evaluator executor on the 10,000-image eval split (DirectRunner), and times 
 core.int8_runtime: batched throughput (2 threads) and single-image latency (1 thread).
 Prints a Markdown section for BENCHMARKS.md.
 
-  .venv/bin/python benchmarks/bench_evaluator.py [--epochs 1] [--model_dir SAVED_MODEL] [--work_dir D]
+  .venv/bin/python -m benchmarks.bench_evaluator [--epochs 1] [--model_dir SAVED_MODEL] [--work_dir D]
 """
 
 import argparse
@@ -155,7 +155,7 @@ def main():
 
 {datetime.date.today().isoformat()}, {machine_before.line()} before the evaluator's run \
 (the cores are shared with other jobs; load {' '.join(f'{v:.2f}' for v in load_after or ())} \
-after). `.venv/bin/python benchmarks/bench_evaluator.py`. Model: {training}.
+after). `.venv/bin/python -m benchmarks.bench_evaluator`. Model: {training}.
 
 | measure | result | target |
 | --- | --- | --- |

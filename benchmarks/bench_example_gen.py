@@ -4,7 +4,7 @@ Times Executor.Do end to end (validation of the four files including SHA256SUMS,
 pipeline, writing every shard) with the DirectRunner in-process and with multi-processing on all
 cores (the pipeline's default Beam args). Prints a Markdown section for BENCHMARKS.md.
 
-  .venv/bin/python benchmarks/bench_example_gen.py [--repeats 2] [--input_dir data/mnist]
+  .venv/bin/python -m benchmarks.bench_example_gen [--repeats 2] [--input_dir data/mnist]
 """
 
 import argparse
@@ -80,7 +80,7 @@ def main() -> None:
 Measured {datetime.date.today()} on {machine_before.line()} (before the run), bytecode cache
 {bytecode_cache}
 (multi-processing workers import Beam and TensorFlow afresh);
-`.venv/bin/python benchmarks/bench_example_gen.py --repeats {args.repeats}`.
+`.venv/bin/python -m benchmarks.bench_example_gen --repeats {args.repeats}`.
 Executor.Do end to end on the full MNIST ({num_examples:,} images: validation with SHA256SUMS,
 Beam pipeline, {num_shards} gzipped TFRecord shards). Validation alone: {validation_seconds:.1f} s.
 

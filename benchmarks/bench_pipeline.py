@@ -3,7 +3,7 @@
 Runs `mnist-tfx run` with default settings into a fresh pipeline root (no cache), then reads each
 component's execution time from ML Metadata. Prints a Markdown table for BENCHMARKS.md.
 
-  .venv/bin/python benchmarks/bench_pipeline.py [--pipeline-root DIR] [-- extra run options]
+  .venv/bin/python -m benchmarks.bench_pipeline [--pipeline-root DIR] [-- extra run options]
 """
 
 import argparse

@@ -7,7 +7,7 @@ without a compiler (CPU int8 push) and with the test stand-in `edgetpu_compiler`
 model into the compiled layout with no Edge TPU code: it measures the subprocess, log and package
 handling, not a real compilation). Prints a Markdown section for BENCHMARKS.md.
 
-  .venv/bin/python benchmarks/bench_pusher.py [--pushes 5] [--model_dir SAVED_MODEL] [--work_dir D]
+  .venv/bin/python -m benchmarks.bench_pusher [--pushes 5] [--model_dir SAVED_MODEL] [--work_dir D]
 """
 
 import argparse
@@ -130,7 +130,7 @@ def main():
 
 {datetime.date.today().isoformat()}, {machine_before.line()} (before the run; the cores are shared \
 with other jobs). \
-`.venv/bin/python benchmarks/bench_pusher.py --pushes {args.pushes}`. Model: {model_source} \
+`.venv/bin/python -m benchmarks.bench_pusher --pushes {args.pushes}`. Model: {model_source} \
 ({len(model_content):,} bytes int8, {report.operations_total} operators). Medians.
 
 | measure | result |

@@ -11,7 +11,7 @@ client and server share its cores, as the output says. Measures:
   * the ceiling, in this process: the interpreter in a loop and the ASGI app without HTTP.
 Prints a Markdown section for BENCHMARKS.md.
 
-  .venv/bin/python benchmarks/bench_serving.py [--push-destination output/pushed_models]
+  .venv/bin/python -m benchmarks.bench_serving [--push-destination output/pushed_models]
       [--seconds 10] [--concurrency 1 4 16 64] [--workers 1]
 """
 
@@ -254,7 +254,7 @@ def report(args, loaded: model_store.LoadedModel, results: Dict, rows: List[tupl
            load_before: str, load_after: str) -> None:
   """The Markdown section for BENCHMARKS.md."""
   size = os.path.getsize(os.path.join(loaded.path, push_manifest.MODEL_FILE))
-  print(f"## Serving\n\n{datetime.date.today()}, `.venv/bin/python benchmarks/bench_serving.py "
+  print(f"## Serving\n\n{datetime.date.today()}, `.venv/bin/python -m benchmarks.bench_serving "
         f"--push-destination {args.push_destination} --seconds {args.seconds} --workers "
         f"{args.workers}`: `python -m serving serve` (uvicorn + uvloop + httptools, {args.workers} worker "
         f"process{'es' if args.workers > 1 else ''}) on version {loaded.version} "

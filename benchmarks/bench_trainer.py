@@ -10,8 +10,8 @@ load) beside every figure, a Markdown section for BENCHMARKS.md:
   - achieved GFLOP/s (model.training_flop / training seconds) against the CPU's peak.
 
 To approximate a 2-core AVX2-only machine on one with AVX-512, restrict oneDNN:
-  ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/bench_trainer.py --seeds 0,1,2
-  .venv/bin/python benchmarks/bench_trainer.py --presets default,cnn_large --seeds 0
+  ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python -m benchmarks.bench_trainer --seeds 0,1,2
+  .venv/bin/python -m benchmarks.bench_trainer --presets default,cnn_large --seeds 0
 """
 
 import argparse

@@ -3,7 +3,7 @@
 The calibration behind the `image` skew comparator's threshold in pipeline/schema/schema.pbtxt
 (README, "Data validation"). Statistics are computed with the pipeline's schema, like StatisticsGen.
 
-  .venv/bin/python benchmarks/image_skew.py [WORK_DIR]
+  .venv/bin/python -m benchmarks.image_skew [WORK_DIR]
 """
 
 import os
