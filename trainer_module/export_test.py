@@ -139,6 +139,7 @@ def test_accurate_preset_knobs_convert_to_edgetpu_int8(examples_dir, tmp_path):
              "max_scale": 0.1, "weight_decay": 0.05, "label_smoothing": 0.1}
   trained = fixtures_model.train_on_slice(examples_dir, str(tmp_path), hparams)
   assert trained.result.eval_accuracy > 0.8
-  model_bytes = int8_tflite.convert_to_int8_tflite(trained.serving_model_dir)
+  model_bytes = int8_tflite.convert_to_int8_tflite(trained.serving_model_dir,
+                                                   io_dtype=contract.INT8_IO)
   assert collections.Counter(_op_names(model_bytes)) == {
       "CONV_2D": 3, "MAX_POOL_2D": 3, "RESHAPE": 1, "FULLY_CONNECTED": 2, "SOFTMAX": 1}
