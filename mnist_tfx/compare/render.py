@@ -200,7 +200,14 @@ def render_markdown(comparison: Dict[str, Any]) -> str:
   return "\n".join(lines).rstrip() + "\n"
 
 
-def _figure_bytes(figure: figure_lib.Figure) -> bytes:
+def _figure_bytes(figure: figure_lib.Figure, xlabel: str, ylabel: str, title: str) -> bytes:
+  """Labels the figure's one axes, adds the grid and legend, and renders it as PNG bytes."""
+  axes = figure.axes[0]
+  axes.set_xlabel(xlabel)
+  axes.set_ylabel(ylabel)
+  axes.set_title(title)
+  axes.grid(True, alpha=0.3)
+  axes.legend(fontsize=6, loc="best")
   buffer = io.BytesIO()
   figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
   return buffer.getvalue()
@@ -222,12 +229,9 @@ def plot_accuracy_vs_size(entries: Sequence[Entry]) -> bytes:
                   fmt="o" if entry["route"]["quantization"] == routes_lib.QAT else "s",
                   capsize=3, label=_label(entry))
   axes.set_xlim(left=0)
-  axes.set_xlabel("int8 TFLite model size (KB)")
-  axes.set_ylabel("int8 test accuracy (%), mean and range over seeds")
-  axes.set_title("int8 accuracy against model size (circles: QAT, squares: PTQ)")
-  axes.grid(True, alpha=0.3)
-  axes.legend(fontsize=6, loc="best")
-  return _figure_bytes(figure)
+  return _figure_bytes(figure, "int8 TFLite model size (KB)",
+                       "int8 test accuracy (%), mean and range over seeds",
+                       "int8 accuracy against model size (circles: QAT, squares: PTQ)")
 
 
 def plot_curves(entries: Sequence[Entry]) -> bytes:
@@ -240,9 +244,5 @@ def plot_curves(entries: Sequence[Entry]) -> bytes:
       axes.plot(range(1, len(curve) + 1), [100 * a for a in curve], marker="o",
                 label=_label(entry))
   axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-  axes.set_xlabel("epoch")
-  axes.set_ylabel("test accuracy after the epoch (%), mean over seeds")
-  axes.set_title("Per-epoch evaluation while training (fake quant for QAT routes)")
-  axes.grid(True, alpha=0.3)
-  axes.legend(fontsize=6, loc="best")
-  return _figure_bytes(figure)
+  return _figure_bytes(figure, "epoch", "test accuracy after the epoch (%), mean over seeds",
+                       "Per-epoch evaluation while training (fake quant for QAT routes)")
