@@ -150,7 +150,9 @@ def run_command(args: argparse.Namespace) -> int:
       failed_component = getattr(error, "component", None) or "mnist-tfx run"
       logging.exception("The run failed in %s.", failed_component)
     try:
-      summary_text, report_path = _summarize(args, pipeline_root, log_path)
+      summary_text, report_path = _summarize(
+          args, pipeline_root, log_path,
+          errors.error_line(failure, failed_component) if failure else None)
     except Exception as error:  # pylint: disable=broad-except
       logging.exception("Cannot summarize the run.")
       if failure is None:
@@ -228,20 +230,24 @@ def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO
     if blessing is None or not summary.is_blessed(blessing):
       reason = (blessing.get_string_custom_property(evaluator_constants.BLESSING_MESSAGE_PROPERTY)
                 if blessing else "no ModelBlessing was published")
-      error = NotBlessedError(f"the model was not blessed (--require-blessed): {reason}")
+      error = NotBlessedError("the model was not blessed (--require-blessed): "
+                              f"{reason.removeprefix('not blessed: ')}")
       error.component = evaluator_id
       raise error
 
 
-def _summarize(args: argparse.Namespace, pipeline_root: str, log_path: str):
-  """(the summary text, the run report's path) of the pipeline's last run."""
+def _summarize(args: argparse.Namespace, pipeline_root: str, log_path: str,
+               failure: Optional[str]):
+  """(the summary text, the run report's path) of the pipeline's last run, which ended with the
+  line `failure` when it failed."""
   from mnist_tfx import local_runner
   from mnist_tfx import report
   from mnist_tfx import summary
   metadata_config = local_runner.metadata_config(pipeline_root)
   text = summary.render(metadata_config, args.pipeline_name, pipeline_root,
                         local_runner.metadata_path(pipeline_root))
-  report_path = report.write(metadata_config, args.pipeline_name, pipeline_root, log_path)
+  report_path = report.write(metadata_config, args.pipeline_name, pipeline_root, log_path,
+                             failure)
   return text, report_path
 
 

@@ -157,8 +157,9 @@ def _sentence(text: str) -> str:
 
 
 def _verdict(artifacts: mlmd_queries.Artifacts, anomalies: List[str],
-             metrics: Optional[Dict[str, Any]]) -> Dict[str, str]:
-  """The headline: blessed and pushed, not blessed, or where the run stopped."""
+             metrics: Optional[Dict[str, Any]], failure: Optional[str]) -> Dict[str, str]:
+  """The headline: blessed and pushed, not blessed, or where the run stopped (and why, when the
+  run's own failure line is given)."""
   pushed = artifacts.get("PushedModel")
   if metrics is not None:
     text = _sentence(metrics.reason)
@@ -169,13 +170,17 @@ def _verdict(artifacts: mlmd_queries.Artifacts, anomalies: List[str],
     return {"status": "stopped",
             "text": f"Stopped before training: data validation found {len(anomalies)} "
                     f"anomal{'y' if len(anomalies) == 1 else 'ies'}."}
+  if failure:
+    return {"status": "stopped", "text": _sentence(f"the run stopped: {failure}")}
   return {"status": "stopped", "text": "The run stopped before the model was evaluated; see the "
           "log file."}
 
 
 def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
-           pipeline_root: str, log_path: Optional[str] = None) -> str:
-  """The report of the pipeline's last run as one HTML document."""
+           pipeline_root: str, log_path: Optional[str] = None,
+           failure: Optional[str] = None) -> str:
+  """The report of the pipeline's last run as one HTML document; `failure` is the line the run
+  ended with when it failed (core.errors.error_line)."""
   artifacts = mlmd_queries.last_run_artifacts(connection_config, pipeline_name)
   page: Dict[str, Any] = {
       "pipeline_name": pipeline_name,
@@ -224,17 +229,18 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
         "compilation": _compilation(pushed_manifest) if pushed_manifest else None,
     }
   page["edgetpu"] = _compatibility(pushed_manifest, evaluation.uri if evaluation else None)
-  page["verdict"] = _verdict(artifacts, anomalies, metrics)
+  page["verdict"] = _verdict(artifacts, anomalies, metrics, failure)
   environment = jinja2.Environment(loader=jinja2.PackageLoader("mnist_tfx", "templates"),
                                    autoescape=True, undefined=jinja2.StrictUndefined)
   return environment.get_template(TEMPLATE).render(page=page)
 
 
 def write(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str,
-          pipeline_root: str, log_path: Optional[str] = None) -> str:
+          pipeline_root: str, log_path: Optional[str] = None,
+          failure: Optional[str] = None) -> str:
   """Renders the report to PIPELINE_ROOT/report.html (replacing the last one); returns its path."""
   path = report_path(pipeline_root)
-  html = render(connection_config, pipeline_name, pipeline_root, log_path)
+  html = render(connection_config, pipeline_name, pipeline_root, log_path, failure)
   with fileio.open(path, "w") as f:
     f.write(html)
   return path

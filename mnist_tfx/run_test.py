@@ -6,6 +6,7 @@ per component, the summary, one line on failure, the exit code) and the log file
 
 import glob
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -385,6 +386,9 @@ def test_bad_label_ends_with_one_line_naming_the_file_and_exit_code_2(tmp_path):
   assert "Traceback" not in run.stdout + run.stderr
   with open(log_path) as f:
     assert "Traceback" in f.read()
+  with open(os.path.join(pipeline_root, "report.html")) as f:  # The report says why, too.
+    assert (f"The run stopped: MnistExampleGen failed: {labels_path}: label 11 at index 92 is out "
+            "of range 0-9.") in html.unescape(f.read())
   # Nothing was published or half-written: no Examples in MLMD, no split directory on disk.
   artifacts = mlmd_queries.latest_artifacts(local_runner.metadata_config(pipeline_root),
                                             configs.PIPELINE_NAME)
@@ -452,6 +456,7 @@ def test_require_blessed_fails_with_the_evaluators_reason(slice_run, mnist_slice
   # --quiet: no per-component line, the summary, then the one line.
   assert not any(" done in " in line for line in run.lines)
   assert run.stderr.splitlines() == [
-      f"Int8Evaluator failed: the model was not blessed (--require-blessed): {reason} "
-      f"(details: {log_path_of(run)})"]
+      "Int8Evaluator failed: the model was not blessed (--require-blessed): "
+      f"{reason.removeprefix('not blessed: ')} (details: {log_path_of(run)})"]
   assert f"Verdict: {reason}" in run.stdout
+  assert "Pushed:              nothing (not blessed)" in run.stdout.splitlines()  # Said once.

@@ -146,12 +146,14 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
         destination = (f"{pushed.get_string_custom_property(pusher_constants.REASON_KEY)} "
                        f"({destination})")
       io = pushed_io(pushed)
-      lines.append(f"Pushed:              {destination}{f' ({io})' if io else ''}")
+      lines.append(f"Pushed:              {destination}{f', {io}' if io else ''}")
       lines.append("  Edge TPU: "
                    f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
     else:
-      lines.append("Pushed:              nothing ("
-                   f"{pushed.get_string_custom_property(pusher_constants.REASON_KEY)})")
+      reason = pushed.get_string_custom_property(pusher_constants.REASON_KEY)
+      # Not blessed: the verdict just above says why.
+      lines.append("Pushed:              nothing (" +
+                   ("not blessed" if evaluation and not metrics.blessed else reason) + ")")
   lines.append(f"ML Metadata:         {metadata_path}")
   if "ModelRun" in artifacts:
     lines.append(f"TensorBoard:         {tensorboard_command(pipeline_root)}")

@@ -17,6 +17,7 @@ from absl import logging
 from tfx.dsl.io import fileio
 
 from components.mnist_example_gen import idx
+from core import errors
 
 DEFAULT_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -39,8 +40,9 @@ MNIST_SHA256 = {
 _BLOCK_SIZE = 1 << 20
 
 
-class DownloadError(RuntimeError):
-  """A file could not be fetched intact from any mirror."""
+class DownloadError(errors.ServiceError):
+  """A file could not be fetched intact from any mirror: the mirrors (or the network to them)
+  failed, not the user's input and not this program (exit code 1 without "internal error")."""
 
 
 def fetch_mnist(cache_dir: str, mirrors: Sequence[str] = DEFAULT_MIRRORS,

@@ -8,6 +8,7 @@ import pytest
 
 from components.mnist_example_gen import download
 from components.mnist_example_gen import idx
+from core import errors
 from tests import mnist_slices
 
 
@@ -120,3 +121,16 @@ def test_cached_files_are_not_fetched_again_unless_damaged(server, tmp_path):
   assert server.requests == ["/good/t10k-labels-idx1-ubyte.gz"]
   assert (cache / "t10k-labels-idx1-ubyte.gz").read_bytes() == bundled_bytes(
       "t10k-labels-idx1-ubyte.gz")
+
+
+def test_an_unreachable_mirror_ends_in_one_service_line_not_an_internal_error(tmp_path):
+  cache = tmp_path / "cache"
+  with pytest.raises(download.DownloadError) as raised:
+    download.fetch_mnist(str(cache), mirrors=["http://127.0.0.1:1/"], timeout_seconds=5)
+
+  line = errors.error_line(raised.value, "mnist-tfx run")
+  assert line.startswith("mnist-tfx run failed: t10k-images-idx3-ubyte.gz could not be fetched "
+                         "intact from any mirror: http://127.0.0.1:1/t10k-images-idx3-ubyte.gz")
+  assert "internal error" not in line
+  assert errors.exit_code(raised.value) == errors.EXIT_INTERNAL_FAILURE  # 1: a service failed.
+  assert os.listdir(cache) == []  # Nothing half-written.

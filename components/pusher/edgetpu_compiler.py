@@ -44,7 +44,7 @@ from components.pusher import edgetpu_compatibility
 from components.pusher import edgetpu_package
 
 COMPILER_NAME = "edgetpu_compiler"
-NOT_INSTALLED_MESSAGE = "Edge TPU binary not produced: edgetpu_compiler not installed"
+NOT_INSTALLED_MESSAGE = "not compiled: edgetpu_compiler not installed"
 # The compiler's flag for the oldest Edge TPU runtime the output must run on, short and long.
 MIN_RUNTIME_VERSION_FLAGS = ("-m", "--min_runtime_version")
 

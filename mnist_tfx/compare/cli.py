@@ -38,7 +38,7 @@ def add_parser(commands) -> None:
       "seed's Keras MLP also under its own recipe, and the hand-built CNN's accurate preset; "
       "converts each with the project's int8 conversion and runs it with the int8 runtime. "
       "Writes OUTPUT/comparison.md, OUTPUT/comparison.json and PNG plots. On full MNIST with 3 "
-      "seeds this takes hours on 2 cores; --quick takes minutes.")
+      "seeds this takes about 1.5 hours on 2 busy cores; --quick takes minutes.")
   compare.add_argument(
       "--data-dir", default=paths.bundled_data_dir(),
       help="A directory with the four MNIST-format IDX files (as for `run`). Default: the MNIST "
