@@ -109,14 +109,23 @@ def _describe(store: model_store.ModelStore) -> str:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-  store = _load_store(args, args.poll_seconds)
-  print(f"Model: {_describe(store)}", flush=True)
-  if store.current is None:
-    print("/readyz answers 503 until a version is pushed there.", flush=True)
-  print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-  server.run(server.Options(args.push_destination, args.model_version, args.poll_seconds,
-                            args.host, args.port, args.request_timeout, args.workers))
-  return 0
+  """Serves until Ctrl-C or SIGTERM; exit code 0 once stopped, as the banner's way to stop it.
+
+  Ctrl-C (SIGINT) ends with 0, not 130 (128 + SIGINT, a shell's code for a command cut short):
+  it is how this command is meant to end, after a graceful shutdown, as `mnist-tfx tensorboard`
+  ends; core.errors keeps 1 and 2 for failures.
+  """
+  try:
+    store = _load_store(args, args.poll_seconds)
+    print(f"Model: {_describe(store)}", flush=True)
+    if store.current is None:
+      print("/readyz answers 503 until a version is pushed there.", flush=True)
+    print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    server.run(server.Options(args.push_destination, args.model_version, args.poll_seconds,
+                              args.host, args.port, args.request_timeout, args.workers))
+  except KeyboardInterrupt:  # Before the server started, or uvicorn's re-raise once stopped.
+    pass
+  return errors.EXIT_OK
 
 
 def predict_command(args: argparse.Namespace) -> int:
