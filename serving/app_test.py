@@ -12,6 +12,7 @@ import zlib
 import httpx
 import numpy as np
 from PIL import Image
+from prometheus_client import parser as prometheus_parser
 import pytest
 
 from core import contract
@@ -219,6 +220,39 @@ def test_metrics(client, digits):
   assert float(lines[f'mnist_serving_errors_total{{code="400",{endpoint}}}']) >= 1
   assert float(lines[f'mnist_serving_request_seconds_count{{{endpoint}}}']) >= 2
   assert float(lines["mnist_serving_predictions_total"]) >= 3
+
+
+def test_metrics_count_each_route_under_its_path_template(client, digits):
+  """Versioned paths counted under their route's template, never their raw path (a label value
+  per version) nor all together as "other"."""
+  image = {"instances": digits[0][:1].tolist()}
+  infer = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 784],
+                       "data": digits[0][0].ravel().tolist()}]}
+  requests = {  # The label each request must be counted under.
+      "/v2/models/mnist/ready": lambda: client.get("/v2/models/mnist/ready"),
+      "/v2/models/mnist/versions/{version}/ready": lambda: client.get(
+          "/v2/models/mnist/versions/1/ready"),
+      "/v2/models/mnist/versions/{version}": lambda: client.get("/v2/models/mnist/versions/2"),
+      "/v2/models/mnist/versions/{version}/infer": lambda: client.post(
+          "/v2/models/mnist/versions/1/infer", json=infer),
+      "/v1/models/mnist/versions/{version}": lambda: client.get(f"{app_lib.MODEL_PATH}/versions/2"),
+      "/v1/models/mnist/versions/{version}/metadata": lambda: client.get(
+          f"{app_lib.MODEL_PATH}/versions/1/metadata"),
+      "/v1/models/mnist/versions/{version}:predict": lambda: client.post(
+          f"{app_lib.MODEL_PATH}/versions/1:predict", json=image),
+      "/v2/models/mnist": lambda: client.get("/v2/models/mnist"),
+      "/docs": lambda: client.get("/docs"),
+      "other": lambda: client.get("/v1/models/mnist/versions/1/nothing"),
+  }
+  codes = {label: send().status_code for label, send in requests.items()}
+  counted = {}  # endpoint label -> the codes counted under it
+  for family in prometheus_parser.text_string_to_metric_families(client.get("/metrics").text):
+    for sample in family.samples:
+      if sample.name == "mnist_serving_requests_total":
+        counted.setdefault(sample.labels["endpoint"], set()).add(sample.labels["code"])
+  for label, code in codes.items():
+    assert str(code) in counted.get(label, ()), (label, code, sorted(counted))
+  assert not [label for label in counted if "/versions/1" in label or "/versions/2" in label]
 
 
 def test_tf_servings_versioned_paths_and_unknown_names(client, digits, reference):
