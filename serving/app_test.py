@@ -155,6 +155,16 @@ BAD_REQUESTS = {
                     "got shape [783]"),
     "ragged": (_json_post(json.dumps({"instances": [[0] * 784, [0] * 10]}).encode()), 400,
                "one shape"),
+    "28x28 and 784 instances": (
+        _json_post(json.dumps({"instances": [BLANK, [0] * 784]}).encode()), 400,
+        "'instances': the images must all have one shape (each image 28x28, 28x28x1 or 784 "
+        "pixel values), but image 0 is 28x28, image 1 has 784 values"),
+    "784 and 28x28 inputs": (
+        _json_post(json.dumps({"inputs": {"images": [[0] * 784, BLANK]}}).encode()), 400,
+        "'inputs': the images must all have one shape (each image 28x28, 28x28x1 or 784 pixel "
+        "values), but image 0 has 784 values, image 1 is 28x28"),
+    "ragged rows": (_json_post(json.dumps({"instances": [BLANK[:27] + [[0] * 27]]}).encode()),
+                    400, "but image 0 has rows of different lengths"),
     "non-numeric": (_json_post(json.dumps({"instances": [["a"] * 784]}).encode()), 400,
                     "numbers 0-255"),
     "null pixel": (_json_post(json.dumps({"instances": [[None] * 784]}).encode()), 400,
@@ -202,6 +212,7 @@ def test_bad_input_is_a_4xx_naming_the_problem_and_the_next_request_succeeds(
   assert response.status_code == status, response.text
   assert response.headers["content-type"] == "application/json"
   assert message in response.json()["error"]
+  assert "inhomogeneous" not in response.json()["error"]  # numpy's words, not the API's.
   image = digits[0][:1]
   good = client.post(app_lib.PREDICT_PATH, json={"instances": image.tolist()})
   assert good.status_code == 200

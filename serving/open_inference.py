@@ -116,19 +116,20 @@ def _input_pixels(tensor: Dict[str, Any], binary: bytes) -> Tuple[np.ndarray, in
     return pixels.reshape(-1, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH), count
   if "data" not in tensor:
     raise asgi.ApiError(400, f"{where}: give 'data' or the parameter binary_data_size")
-  values = _json_values(tensor["data"], where)
+  values = _json_values(tensor["data"], shape, where)
   if values.size != count:
     raise asgi.ApiError(400, f"{where}: 'data' holds {values.size} values, shape {list(shape)} "
                         f"needs {count}")
   return pixels_lib.checked(values.reshape(shape), where), 0
 
 
-def _json_values(data: Any, where: str) -> np.ndarray:
-  """The UINT8 values of a JSON 'data' field (flat or nested), as integers."""
+def _json_values(data: Any, shape: Tuple[int, ...], where: str) -> np.ndarray:
+  """The UINT8 values of a JSON 'data' field (flat, or nested as `shape`), as integers."""
   try:
     values = np.asarray(data)
-  except (ValueError, TypeError) as e:
-    raise asgi.ApiError(400, f"{where}: 'data' is not a regular array of numbers ({e})") from e
+  except (ValueError, TypeError) as e:  # Ragged: numpy's message speaks of its internals.
+    raise asgi.ApiError(400, f"{where}: 'data' must be flat or nested as the shape "
+                        f"{list(shape)}, but {pixels_lib.uneven(data, 'element')}") from e
   if values.dtype.kind not in "iu":
     raise asgi.ApiError(400, f"{where}: UINT8 'data' must hold integers 0-255, found "
                         f"{values.dtype.name} values")
