@@ -144,6 +144,21 @@ def test_a_model_tflite_compiled_for_the_edgetpu_is_skipped_with_the_reason(
                               "version to serve under") and reason in last_line
 
 
+def test_predict_keeps_the_errors_it_meets_and_drops_litert_s_notice(pushed_version, tmp_path,
+                                                                      digit_png):
+  """predict hides LiteRT's "Created TensorFlow Lite XNNPACK delegate" line by capturing stderr
+  while the model loads: what else is written meanwhile (a skipped version) still shows."""
+  destination = fixtures_serving.copy_destination(pushed_version, str(tmp_path / "dest"))
+  fixtures_serving.publish(pushed_version, destination,
+                           {push_manifest.MODEL_FILE: pushed_version.model_content},
+                           fixtures_serving.corrupted)
+  result = run_predict(destination, digit_png)
+  assert result.returncode == 0 and result.stdout.startswith(f"{digit_png}: ")
+  lines = result.stderr.splitlines()
+  assert lines[0].startswith("ERROR:absl:Not serving version 2: ") and "sha256" in lines[0]
+  assert lines[1:] == ["(model version 1, cpu)"], result.stderr
+
+
 def test_a_version_seen_while_being_copied_loads_once_complete(pushed_version, tmp_path):
   """A copy that is not an atomic publish (gsutil cp, kubectl cp, a storage initializer) is seen
   file by file; the store retries the version whenever its files change."""
