@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   from absl import logging
-  logging.set_verbosity(logging.INFO)
+  # The server logs what it does (versions loaded, replaced, skipped); predict prints its answers
+  # and only warnings and errors besides, as `mnist-tfx predict` does.
+  logging.set_verbosity(logging.INFO if args.command == "serve" else logging.WARNING)
   try:
     return args.func(args)
   except Exception as error:  # pylint: disable=broad-except  # One line and the exit code.

@@ -29,7 +29,7 @@ import asyncio
 import importlib.resources
 import re
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from absl import logging
 import fastapi
@@ -37,6 +37,7 @@ from fastapi import responses
 from fastapi.openapi import utils as openapi_utils
 import prometheus_client
 from starlette import exceptions as starlette_exceptions
+from starlette import routing as starlette_routing
 
 from serving import asgi
 from serving import context
@@ -51,10 +52,7 @@ CLASSIFY_IMAGE_PATH = tf_serving_api.CLASSIFY_IMAGE_PATH
 METADATA_PATH = tf_serving_api.METADATA_PATH
 MAX_BODY_BYTES = 8 * 1024 * 1024  # A phone photo fits; larger bodies get 413 before parsing.
 _MODEL_IN_PATH = re.compile(r"^/v[12]/models/([^/:]+)")
-_ENDPOINTS = frozenset({"/", "/healthz", "/readyz", "/metrics", MODEL_PATH, METADATA_PATH,
-                        PREDICT_PATH, CLASSIFY_IMAGE_PATH, "/v2", open_inference.MODEL_PATH,
-                        open_inference.INFER_PATH, open_inference.LIVE_PATH,
-                        open_inference.READY_PATH})
+UNROUTED = "other"  # The metrics' endpoint label of a request no route matched (404).
 
 
 def _service_router(ctx: context.Context) -> fastapi.APIRouter:
@@ -141,26 +139,52 @@ def _fastapi_app(ctx: context.Context) -> fastapi.FastAPI:
   return app
 
 
+class HotRoute(NamedTuple):
+  """A matched hot route: its handler, the path parameters, and its path template (e.g.
+  /v1/models/mnist/versions/{version}:predict), the metrics' endpoint label."""
+  handler: asgi.Handler
+  params: Dict[str, str]
+  template: str
+
+
 class ServingApp:
   """Pure ASGI: the hot routes answered directly, the rest by FastAPI; for every request the
   413 before reading an oversized body, the body deadline, JSON errors and the metrics."""
 
-  def __init__(self, ctx: context.Context, hot: List[Tuple[str, Any, asgi.Handler]],
+  def __init__(self, ctx: context.Context, hot: List[Tuple[str, str, asgi.Handler]],
                body_timeout: float = asgi.BODY_TIMEOUT_SECONDS):
+    """`hot`: (method, path template, handler); a template's {name} matches one path segment
+    (Starlette's path syntax) and reaches the handler as Request.params[name]."""
     self.ctx = ctx
     self.fastapi = _fastapi_app(ctx)
-    self._exact = {(method, path): h for method, path, h in hot if isinstance(path, str)}
-    self._patterns = [(method, path, h) for method, path, h in hot if not isinstance(path, str)]
+    self._exact = {(method, path): HotRoute(h, {}, path) for method, path, h in hot
+                   if "{" not in path}
+    self._patterns = [(method, starlette_routing.compile_path(path)[0], path, h)
+                      for method, path, h in hot if "{" in path]
     self._deadlines = asgi.BodyDeadlines(body_timeout)
+    self._fixed_paths = {self.fastapi.openapi_url, self.fastapi.docs_url, self.fastapi.redoc_url,
+                         self.fastapi.swagger_ui_oauth2_redirect_url} - {None}
 
-  def _hot(self, method: str, path: str) -> Optional[Tuple[asgi.Handler, Dict[str, str]]]:
-    handler = self._exact.get((method, path))
-    if handler is not None:
-      return handler, {}
-    for route_method, pattern, handler in self._patterns:
+  def _endpoint(self, scope, hot: Optional[HotRoute]) -> str:
+    """The metrics' endpoint label: the path template of the route that answered, e.g.
+    /v1/models/mnist/versions/{version} (bounded values, never a raw path with a version number
+    in it); UNROUTED when no route matched. A FastAPI route that matched, fully or but for the
+    method (405), is in scope["route"]; FastAPI's own pages (/docs...) are fixed paths."""
+    if hot is not None:
+      return hot.template
+    route = scope.get("route")
+    if route is not None:
+      return route.path
+    return scope["path"] if scope["path"] in self._fixed_paths else UNROUTED
+
+  def _hot(self, method: str, path: str) -> Optional[HotRoute]:
+    route = self._exact.get((method, path))
+    if route is not None:
+      return route
+    for route_method, pattern, template, handler in self._patterns:
       match = pattern.match(path) if route_method == method else None
       if match:
-        return handler, match.groupdict()
+        return HotRoute(handler, match.groupdict(), template)
     return None
 
   async def __call__(self, scope, receive, send) -> None:
@@ -172,17 +196,16 @@ class ServingApp:
       return
     start = time.perf_counter()
     status = [500]
+    hot = self._hot(scope["method"], scope["path"])
 
     async def send_recording(message):
       if message["type"] == "http.response.start":
         status[0] = message["status"]
       await send(message)
     try:
-      await self._answer(scope, receive, send_recording)
+      await self._answer(scope, receive, send_recording, hot)
     finally:
-      path = scope["path"]
-      self.ctx.metrics.observe(path if path in _ENDPOINTS else "other", status[0],
-                               time.perf_counter() - start)
+      self.ctx.metrics.observe(self._endpoint(scope, hot), status[0], time.perf_counter() - start)
 
   async def _lifespan(self, receive, send) -> None:
     """ASGI lifespan: nothing to start; at shutdown the batch process and thread stop."""
@@ -195,9 +218,8 @@ class ServingApp:
         await send({"type": "lifespan.shutdown.complete"})
         return
 
-  async def _answer(self, scope, receive, send) -> None:
+  async def _answer(self, scope, receive, send, hot: Optional[HotRoute]) -> None:
     headers = asgi.scope_headers(scope)
-    hot = self._hot(scope["method"], scope["path"])
     started = []
 
     async def send_tracking(message):
@@ -215,9 +237,9 @@ class ServingApp:
         finally:
           self._deadlines.done()  # A route that read part of the body, or none of it.
         return
-      handler, params = hot
       body = await asgi.read_body(receive, MAX_BODY_BYTES, self._deadlines)
-      response = await handler(asgi.Request(scope["method"], scope["path"], headers, body, params))
+      response = await hot.handler(asgi.Request(scope["method"], scope["path"], headers, body,
+                                                hot.params))
     except asgi.ApiError as error:
       response = asgi.error_response(error.status, error.message)
     except Exception as error:  # pylint: disable=broad-except  # A bug: logged, answered 500.

@@ -12,6 +12,7 @@ import zlib
 import httpx
 import numpy as np
 from PIL import Image
+from prometheus_client import parser as prometheus_parser
 import pytest
 
 from core import contract
@@ -154,6 +155,16 @@ BAD_REQUESTS = {
                     "got shape [783]"),
     "ragged": (_json_post(json.dumps({"instances": [[0] * 784, [0] * 10]}).encode()), 400,
                "one shape"),
+    "28x28 and 784 instances": (
+        _json_post(json.dumps({"instances": [BLANK, [0] * 784]}).encode()), 400,
+        "'instances': the images must all have one shape (each image 28x28, 28x28x1 or 784 "
+        "pixel values), but image 0 is 28x28, image 1 has 784 values"),
+    "784 and 28x28 inputs": (
+        _json_post(json.dumps({"inputs": {"images": [[0] * 784, BLANK]}}).encode()), 400,
+        "'inputs': the images must all have one shape (each image 28x28, 28x28x1 or 784 pixel "
+        "values), but image 0 has 784 values, image 1 is 28x28"),
+    "ragged rows": (_json_post(json.dumps({"instances": [BLANK[:27] + [[0] * 27]]}).encode()),
+                    400, "but image 0 has rows of different lengths"),
     "non-numeric": (_json_post(json.dumps({"instances": [["a"] * 784]}).encode()), 400,
                     "numbers 0-255"),
     "null pixel": (_json_post(json.dumps({"instances": [[None] * 784]}).encode()), 400,
@@ -201,6 +212,7 @@ def test_bad_input_is_a_4xx_naming_the_problem_and_the_next_request_succeeds(
   assert response.status_code == status, response.text
   assert response.headers["content-type"] == "application/json"
   assert message in response.json()["error"]
+  assert "inhomogeneous" not in response.json()["error"]  # numpy's words, not the API's.
   image = digits[0][:1]
   good = client.post(app_lib.PREDICT_PATH, json={"instances": image.tolist()})
   assert good.status_code == 200
@@ -219,6 +231,39 @@ def test_metrics(client, digits):
   assert float(lines[f'mnist_serving_errors_total{{code="400",{endpoint}}}']) >= 1
   assert float(lines[f'mnist_serving_request_seconds_count{{{endpoint}}}']) >= 2
   assert float(lines["mnist_serving_predictions_total"]) >= 3
+
+
+def test_metrics_count_each_route_under_its_path_template(client, digits):
+  """Versioned paths counted under their route's template, never their raw path (a label value
+  per version) nor all together as "other"."""
+  image = {"instances": digits[0][:1].tolist()}
+  infer = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 784],
+                       "data": digits[0][0].ravel().tolist()}]}
+  requests = {  # The label each request must be counted under.
+      "/v2/models/mnist/ready": lambda: client.get("/v2/models/mnist/ready"),
+      "/v2/models/mnist/versions/{version}/ready": lambda: client.get(
+          "/v2/models/mnist/versions/1/ready"),
+      "/v2/models/mnist/versions/{version}": lambda: client.get("/v2/models/mnist/versions/2"),
+      "/v2/models/mnist/versions/{version}/infer": lambda: client.post(
+          "/v2/models/mnist/versions/1/infer", json=infer),
+      "/v1/models/mnist/versions/{version}": lambda: client.get(f"{app_lib.MODEL_PATH}/versions/2"),
+      "/v1/models/mnist/versions/{version}/metadata": lambda: client.get(
+          f"{app_lib.MODEL_PATH}/versions/1/metadata"),
+      "/v1/models/mnist/versions/{version}:predict": lambda: client.post(
+          f"{app_lib.MODEL_PATH}/versions/1:predict", json=image),
+      "/v2/models/mnist": lambda: client.get("/v2/models/mnist"),
+      "/docs": lambda: client.get("/docs"),
+      "other": lambda: client.get("/v1/models/mnist/versions/1/nothing"),
+  }
+  codes = {label: send().status_code for label, send in requests.items()}
+  counted = {}  # endpoint label -> the codes counted under it
+  for family in prometheus_parser.text_string_to_metric_families(client.get("/metrics").text):
+    for sample in family.samples:
+      if sample.name == "mnist_serving_requests_total":
+        counted.setdefault(sample.labels["endpoint"], set()).add(sample.labels["code"])
+  for label, code in codes.items():
+    assert str(code) in counted.get(label, ()), (label, code, sorted(counted))
+  assert not [label for label in counted if "/versions/1" in label or "/versions/2" in label]
 
 
 def test_tf_servings_versioned_paths_and_unknown_names(client, digits, reference):

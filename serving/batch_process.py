@@ -13,6 +13,7 @@ A version on the Edge TPU stays in the server's process: the device serves one p
 
 import dataclasses
 import os
+import signal
 import threading
 import time
 from typing import Callable, Dict, Optional, Tuple
@@ -78,9 +79,12 @@ def run(ref: ModelRef, job: Callable) -> Tuple[asgi.Response, int]:
 
 def start() -> None:
   """The process's initializer: below the server's priority (os.nice), so that when the cores are
-  busy the kernel runs health checks and single images before batch work; and gone when the
-  server's process is (killed, it cannot shut the pool down: the process would be orphaned)."""
+  busy the kernel runs health checks and single images before batch work; deaf to SIGINT, which
+  Ctrl-C sends to the terminal's whole process group (the server shuts the pool down when it
+  stops: a KeyboardInterrupt here only printed a traceback); and gone when the server's process is
+  (killed, it cannot shut the pool down: the process would be orphaned)."""
   os.nice(NICENESS)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   parent = os.getppid()
 
   def exit_with_the_parent() -> None:

@@ -26,8 +26,11 @@ def test_help_lists_serve_and_predict_with_the_pushers_default_destination():
   help_text = run("predict", "--help").stdout
   assert "--push-destination" in help_text and "output/pushed_models" in help_text
   assert "--model-version" in help_text and "--json" in help_text
+  assert "Classify with version N only" in " ".join(help_text.split())
+  assert "Serve version" not in " ".join(help_text.split())  # predict serves nothing.
   serve_help = run("serve", "--help").stdout
   assert "127.0.0.1" in serve_help and "--port" in serve_help
+  assert "Serve version N only" in " ".join(serve_help.split())
 
 
 @pytest.mark.integration
@@ -52,7 +55,7 @@ def test_predict_prints_class_and_probability_per_file(pushed_version, tmp_path)
   lines = result.stdout.splitlines()
   assert lines == [f"{path}: {p.argmax()} ({p.max():.1%})" for path, p in zip(paths, expected,
                                                                                strict=True)]
-  assert "(model version 1, cpu)" in result.stderr
+  assert result.stderr == "(model version 1, cpu)\n"  # Not LiteRT's XNNPACK notice.
   assert sum(int(p.argmax()) == label for p, label in zip(expected, labels[:3], strict=True)) >= 2
 
   result = run("predict", paths[0], bad, "--json", "--push-destination",
@@ -64,6 +67,9 @@ def test_predict_prints_class_and_probability_per_file(pushed_version, tmp_path)
   assert record["model_version"] == 1 and record["device"] == "cpu"
   assert f"{bad}: error: not a PNG or JPEG image" in result.stderr
 
-  result = run("predict", paths[0], "--push-destination", str(tmp_path / "nothing"))
-  assert result.returncode == 2
-  assert "no complete version to serve under" in result.stderr
+  nothing = str(tmp_path / "nothing")
+  result = run("predict", paths[0], "--push-destination", nothing)
+  assert result.returncode == 2 and result.stdout == ""
+  assert result.stderr == (f"mnist-tfx predict failed: cannot predict: the push destination "
+                           f"{nothing} cannot be read ([Errno 2] No such file or directory: "
+                           f"'{nothing}')\n")  # The one line: no warning logged before it.

@@ -285,12 +285,15 @@ class ModelStore:
 
   `current` is swapped atomically (one attribute); callers take it once per request.
   `failures` (version -> why it is skipped) and `destination_problem` (None, or what is wrong with
-  DEST) are for the status endpoint and the metrics.
+  DEST) are for the status endpoint and the metrics. A long-running store also logs a change of
+  `destination_problem` (`log_destination`); a one-shot caller (`predict`) reports it itself.
   """
 
   def __init__(self, destination: str, pinned_version: Optional[int] = None,
-               poll_seconds: float = DEFAULT_POLL_SECONDS, probe: Probe = edgetpu_probe.probe):
+               poll_seconds: float = DEFAULT_POLL_SECONDS, probe: Probe = edgetpu_probe.probe,
+               log_destination: bool = True):
     self.destination = destination
+    self.log_destination = log_destination
     self.pinned_version = pinned_version
     self.poll_seconds = poll_seconds
     self.current: Optional[LoadedModel] = None
@@ -319,13 +322,13 @@ class ModelStore:
     if found and served and served.version not in found and self.pinned_version is None:
       problem = (f"version {served.version}, which is being served, is no longer in "
                  f"{self.destination}")
-    if problem != self.destination_problem:
+    if problem != self.destination_problem and self.log_destination:
       if problem:
         logging.warning("%s%s.", problem, f"; still serving version {served.version} from memory"
                         if served else "")
       elif self.destination_problem:
         logging.info("The push destination %s is back.", self.destination)
-      self.destination_problem = problem
+    self.destination_problem = problem
 
   def _candidates(self, found: Dict[int, Fingerprint]) -> List[int]:
     """Versions to try, newest first: newer than the served one while it is still in DEST

@@ -23,7 +23,6 @@ softmax) and `classes` INT64 [-1] (the top class).
 
 import dataclasses
 import functools
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import fastapi
@@ -48,7 +47,7 @@ OUTPUTS = {contract.PROBABILITIES_OUTPUT: ("FP32", "<f4"), CLASSES_OUTPUT: ("INT
 HEADER_LENGTH = b"inference-header-content-length"
 MODEL_PATH = f"/v2/models/{MODEL_NAME}"
 INFER_PATH = f"{MODEL_PATH}/infer"
-VERSIONED_INFER = re.compile(rf"^{MODEL_PATH}/versions/(?P<version>[^/]+)/infer$")
+VERSIONED_INFER_PATH = MODEL_PATH + "/versions/{version}/infer"
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 
@@ -117,19 +116,20 @@ def _input_pixels(tensor: Dict[str, Any], binary: bytes) -> Tuple[np.ndarray, in
     return pixels.reshape(-1, contract.IMAGE_HEIGHT, contract.IMAGE_WIDTH), count
   if "data" not in tensor:
     raise asgi.ApiError(400, f"{where}: give 'data' or the parameter binary_data_size")
-  values = _json_values(tensor["data"], where)
+  values = _json_values(tensor["data"], shape, where)
   if values.size != count:
     raise asgi.ApiError(400, f"{where}: 'data' holds {values.size} values, shape {list(shape)} "
                         f"needs {count}")
   return pixels_lib.checked(values.reshape(shape), where), 0
 
 
-def _json_values(data: Any, where: str) -> np.ndarray:
-  """The UINT8 values of a JSON 'data' field (flat or nested), as integers."""
+def _json_values(data: Any, shape: Tuple[int, ...], where: str) -> np.ndarray:
+  """The UINT8 values of a JSON 'data' field (flat, or nested as `shape`), as integers."""
   try:
     values = np.asarray(data)
-  except (ValueError, TypeError) as e:
-    raise asgi.ApiError(400, f"{where}: 'data' is not a regular array of numbers ({e})") from e
+  except (ValueError, TypeError) as e:  # Ragged: numpy's message speaks of its internals.
+    raise asgi.ApiError(400, f"{where}: 'data' must be flat or nested as the shape "
+                        f"{list(shape)}, but {pixels_lib.uneven(data, 'element')}") from e
   if values.dtype.kind not in "iu":
     raise asgi.ApiError(400, f"{where}: UINT8 'data' must hold integers 0-255, found "
                         f"{values.dtype.name} values")
@@ -243,11 +243,11 @@ def health_handlers(ctx: context.Context) -> Tuple[asgi.Handler, asgi.Handler]:
   return live, ready
 
 
-def hot_routes(ctx: context.Context) -> List[Tuple[str, Any, asgi.Handler]]:
-  """(method, exact path or compiled pattern, handler) of the hot OIP routes."""
+def hot_routes(ctx: context.Context) -> List[Tuple[str, str, asgi.Handler]]:
+  """(method, path template, handler) of the hot OIP routes."""
   infer = infer_handler(ctx)
   live, ready = health_handlers(ctx)
-  return [("POST", INFER_PATH, infer), ("POST", VERSIONED_INFER, infer),
+  return [("POST", INFER_PATH, infer), ("POST", VERSIONED_INFER_PATH, infer),
           ("GET", LIVE_PATH, live), ("GET", READY_PATH, ready)]
 
 
@@ -333,6 +333,6 @@ def openapi_paths() -> Dict[str, Any]:
                "parameters": [{"name": "version", "in": "path", "required": True,
                                "schema": {"type": "string"}}]}
   return {INFER_PATH: {"post": INFER_OPENAPI},
-          MODEL_PATH + "/versions/{version}/infer": {"post": versioned},
+          VERSIONED_INFER_PATH: {"post": versioned},
           LIVE_PATH: {"get": {**health, "summary": "The server is live."}},
           READY_PATH: {"get": {**health, "summary": "The model is loaded and ready."}}}

@@ -140,6 +140,16 @@ def test_errors_reach_tritonclient_as_the_protocols_error_object(triton, digits,
   assert triton.is_server_ready()
 
 
+def test_nested_json_data_of_uneven_images_is_refused_in_the_protocols_terms(serving_server):
+  blank = [[0] * 28] * 28
+  body = {"inputs": [{"name": "images", "shape": [2, 784], "datatype": "UINT8",
+                      "data": [blank, [0] * 784]}]}
+  response = httpx.post(serving_server.url + open_inference.INFER_PATH, json=body)
+  assert response.status_code == 400
+  assert response.json() == {"error": "input 'images': 'data' must be flat or nested as the shape "
+                                      "[2, 784], but element 0 is 28x28, element 1 has 784 values"}
+
+
 def test_binary_framing_errors_name_the_problem(serving_server):
   json_part = (b'{"inputs": [{"name": "images", "shape": [1, 784], "datatype": "UINT8", '
                b'"parameters": {"binary_data_size": 784}}]}')

@@ -6,7 +6,7 @@ store quantizes them through a lookup table); other numbers become float64.
 """
 
 import json
-from typing import Any
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -36,13 +36,42 @@ def check_image_shape(shape: tuple, where: str) -> None:
   check_count(int(shape[0]), where)
 
 
-def from_nested(data: Any, where: str) -> np.ndarray:
+def _shape_words(item: Any) -> Tuple[Optional[tuple], str]:
+  """(the shape of a JSON value, or None when ragged; the shape in words: "is 28x28", "has 784
+  values", "has rows of different lengths")."""
+  try:
+    shape = np.shape(item)
+  except ValueError:  # numpy refuses ragged nesting.
+    return None, "has rows of different lengths"
+  if not shape:
+    return shape, "is a single number"
+  if len(shape) == 1:
+    return shape, f"has {shape[0]} values"
+  return shape, "is " + "x".join(str(d) for d in shape)
+
+
+def uneven(items: Any, noun: str) -> str:
+  """Why the JSON list `items`, which numpy refused as ragged, is not one regular array, in the
+  API's terms: "image 0 is 28x28, image 1 has 784 values" (`noun` "image")."""
+  if not isinstance(items, list) or not items:
+    return "the values are nested unevenly"
+  first_shape, first_words = _shape_words(items[0])
+  if first_shape is None:
+    return f"{noun} 0 {first_words}"
+  for i, item in enumerate(items[1:], 1):
+    shape, words = _shape_words(item)
+    if shape != first_shape:
+      return f"{noun} 0 {first_words}, {noun} {i} {words}"
+  return "the values are nested unevenly"
+
+
+def from_nested(data: List[Any], where: str) -> np.ndarray:
   """Pixels [N, 28, 28] from nested JSON lists of numbers; raises ApiError naming the problem."""
   try:
     pixels = np.asarray(data)
-  except (ValueError, TypeError) as e:  # Ragged nesting.
-    raise asgi.ApiError(400, f"{where}: the images do not all have one shape of 28x28 or 784 "
-                        f"pixel values ({e})") from e
+  except (ValueError, TypeError) as e:  # Ragged: numpy's message speaks of its internals.
+    raise asgi.ApiError(400, f"{where}: the images must all have one shape ({ACCEPTED}), but "
+                        f"{uneven(data, 'image')}") from e
   if pixels.dtype.kind not in "iuf":
     raise asgi.ApiError(400, f"{where}: pixel values must be numbers 0-255, found "
                         f"{_describe_non_numeric(pixels)}")

@@ -53,7 +53,10 @@ def _worker_app(options: Options) -> Any:
 
 
 def run(options: Options) -> None:
-  """Serves until SIGINT/SIGTERM."""
+  """Serves until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully.
+
+  After a SIGINT, uvicorn's single-worker server raises it again once shut down (so the default
+  handler ends the process): a KeyboardInterrupt out of this call, which callers catch."""
   if options.workers == 1:
     _serve(options)
     return

@@ -13,7 +13,6 @@ versioned path naming another version answers 404.
 
 import functools
 import json
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import fastapi
@@ -35,7 +34,7 @@ MODEL_PATH = f"/v1/models/{MODEL_NAME}"
 PREDICT_PATH = f"{MODEL_PATH}:predict"
 CLASSIFY_IMAGE_PATH = f"{MODEL_PATH}:classify_image"
 METADATA_PATH = f"{MODEL_PATH}/metadata"
-VERSIONED_PREDICT = re.compile(rf"^{MODEL_PATH}/versions/(?P<version>[^/]+):predict$")
+VERSIONED_PREDICT_PATH = MODEL_PATH + "/versions/{version}:predict"
 IMAGE_FIELD = "image"  # The multipart field of :classify_image.
 
 
@@ -241,10 +240,10 @@ def router(ctx: context.Context) -> fastapi.APIRouter:
   return router_
 
 
-def hot_routes(ctx: context.Context) -> List[Tuple[str, Any, asgi.Handler]]:
-  """(method, exact path or compiled pattern, handler) of the hot TF Serving routes."""
+def hot_routes(ctx: context.Context) -> List[Tuple[str, str, asgi.Handler]]:
+  """(method, path template, handler) of the hot TF Serving routes."""
   predict = predict_handler(ctx)
-  return [("POST", PREDICT_PATH, predict), ("POST", VERSIONED_PREDICT, predict)]
+  return [("POST", PREDICT_PATH, predict), ("POST", VERSIONED_PREDICT_PATH, predict)]
 
 
 PIXELS_SCHEMA = {"type": "array", "minItems": 1, "maxItems": pixels_lib.MAX_IMAGES,
@@ -289,4 +288,4 @@ def openapi_paths() -> Dict[str, Any]:
                                "schema": {"type": "integer"}}],
                "responses": {**PREDICT_OPENAPI["responses"], "404": ERROR_RESPONSE}}
   return {PREDICT_PATH: {"post": PREDICT_OPENAPI},
-          MODEL_PATH + "/versions/{version}:predict": {"post": versioned}}
+          VERSIONED_PREDICT_PATH: {"post": versioned}}

@@ -111,13 +111,14 @@ def start_server(destination: str, log_path: str, extra_args: Optional[List[str]
                  ready: bool = True, timeout: float = 60, python: str = sys.executable,
                  source_root: str = REPO_ROOT, env: Optional[dict] = None,
                  pythonpath: Sequence[str] = (), args: Optional[List[str]] = None,
-                 port: Optional[int] = None) -> Server:
+                 port: Optional[int] = None, new_session: bool = False) -> Server:
   """Starts `python -m serving serve` on a free loopback port; waits for /healthz (or /readyz).
 
   `python` and `source_root` (its working directory and PYTHONPATH) default to this interpreter
   and the checkout; `env` replaces the inherited environment when given; `pythonpath` goes on
   PYTHONPATH before the source root. `args` replaces the whole command line after
-  `python -m serving` (listening on 127.0.0.1:`port`).
+  `python -m serving` (listening on 127.0.0.1:`port`). `new_session`: the server leads a process
+  group of its own, which a test can signal as a terminal's Ctrl-C does (os.killpg).
   """
   port = port or free_port()
   env = dict(os.environ if env is None else env,
@@ -126,7 +127,8 @@ def start_server(destination: str, log_path: str, extra_args: Optional[List[str]
     args = ["serve", "--push-destination", destination, "--port", str(port), *(extra_args or [])]
   log = open(log_path, "w")
   process = subprocess.Popen([python, "-m", "serving", *args], stdout=log,
-                             stderr=subprocess.STDOUT, env=env, cwd=source_root)
+                             stderr=subprocess.STDOUT, env=env, cwd=source_root,
+                             start_new_session=new_session)
   log.close()
   server = Server(process, f"http://127.0.0.1:{port}", log_path)
   deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ The Edge TPU runtime and compiler output are stand-ins (tests/standins_edgetpu.p
 """
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ import pytest
 
 from core import push_manifest
 from serving import app as app_lib
+from serving import batch_process
 from serving import model_store
 from serving import open_inference
 from tests import fixtures_model
@@ -140,6 +142,21 @@ def test_a_model_tflite_compiled_for_the_edgetpu_is_skipped_with_the_reason(
   last_line = result.stderr.strip().splitlines()[-1]
   assert last_line.startswith("python -m serving predict failed: cannot predict: no complete "
                               "version to serve under") and reason in last_line
+
+
+def test_predict_keeps_the_errors_it_meets_and_drops_litert_s_notice(pushed_version, tmp_path,
+                                                                      digit_png):
+  """predict hides LiteRT's "Created TensorFlow Lite XNNPACK delegate" line by capturing stderr
+  while the model loads: what else is written meanwhile (a skipped version) still shows."""
+  destination = fixtures_serving.copy_destination(pushed_version, str(tmp_path / "dest"))
+  fixtures_serving.publish(pushed_version, destination,
+                           {push_manifest.MODEL_FILE: pushed_version.model_content},
+                           fixtures_serving.corrupted)
+  result = run_predict(destination, digit_png)
+  assert result.returncode == 0 and result.stdout.startswith(f"{digit_png}: ")
+  lines = result.stderr.splitlines()
+  assert lines[0].startswith("ERROR:absl:Not serving version 2: ") and "sha256" in lines[0]
+  assert lines[1:] == ["(model version 1, cpu)"], result.stderr
 
 
 def test_a_version_seen_while_being_copied_loads_once_complete(pushed_version, tmp_path):
@@ -282,3 +299,45 @@ def test_the_server_stops_on_sigterm_with_its_batch_process(pushed_version, tmp_
     assert len(gone) == len(family)
   finally:
     server.stop()
+
+
+def _batch_processes(server: fixtures_serving.Server, count: int) -> list:
+  """The server's batch processes (below its priority), after batches until `count` exist: with
+  several workers, whichever accepts a connection answers it."""
+  import psutil
+  niceness = psutil.Process(server.process.pid).nice() + batch_process.NICENESS
+  found: list = []
+  for _ in range(10):
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # A connection each.
+      answers = list(pool.map(lambda _: httpx.post(
+          server.url + app_lib.PREDICT_PATH, json=predict_body(64), timeout=60), range(4)))
+    assert all(answer.status_code == 200 for answer in answers)
+    found = [p for p in psutil.Process(server.process.pid).children(recursive=True)
+             if p.nice() == niceness]
+    if len(found) >= count:
+      break
+  return found
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_the_server_and_its_processes_without_a_traceback(pushed_version, tmp_path,
+                                                                       workers):
+  """Ctrl-C sends SIGINT to the terminal's whole process group: the server, its uvicorn workers
+  and their batch processes. It printed a KeyboardInterrupt traceback from the server (uvicorn
+  raises SIGINT again once shut down) and from each batch process, and ended with -2."""
+  import psutil
+  server = fixtures_serving.start_server(pushed_version.destination, str(tmp_path / "log"),
+                                         ["--workers", str(workers)], new_session=True)
+  try:
+    batch = _batch_processes(server, workers)
+    assert len(batch) == workers  # Each worker has one.
+    family = psutil.Process(server.process.pid).children(recursive=True)
+    os.killpg(server.process.pid, signal.SIGINT)
+    assert server.process.wait(timeout=30) == 0
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+  finally:
+    server.stop()
+  log = server.log()
+  assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+  assert "(Ctrl-C to stop)" in log
