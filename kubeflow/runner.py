@@ -173,16 +173,24 @@ def pod_environment(job: Dict[str, Any], env: Mapping[str, str],
 
 def _write(output_file: str, job: Dict[str, Any], platform_spec: Optional[Dict[str, Any]]) -> None:
   """The spec file, replaced only once complete: the PipelineJob (.json), or the PipelineSpec
-  followed by the platform spec when there is one (.yaml, the documents kfp's client reads)."""
+  followed by the platform spec when there is one (.yaml, the documents kfp's client reads),
+  plain YAML as KFP's own compiler writes it: an object met twice is written twice, without
+  anchors and aliases."""
   import yaml
+
+  class PlainDumper(yaml.SafeDumper):
+
+    def ignore_aliases(self, data: Any) -> bool:
+      return True
+
   os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
   partial = output_file + ".partial"
   with open(partial, "w") as f:
     if output_file.endswith(JSON_SUFFIX):
       json.dump(job, f, sort_keys=True, indent=1)
     else:
-      yaml.safe_dump_all([job["pipelineSpec"]] + ([platform_spec] if platform_spec else []), f,
-                         sort_keys=True)
+      yaml.dump_all([job["pipelineSpec"]] + ([platform_spec] if platform_spec else []), f,
+                    Dumper=PlainDumper, sort_keys=True)
   os.replace(partial, output_file)
 
 

@@ -201,6 +201,17 @@ def test_pods_get_the_object_stores_settings_and_secrets(tmp_path, s3_mnist_slic
     assert executor["container"]["env"] == [
         {"name": "AWS_ENDPOINT_URL", "value": "http://minio-service.kubeflow:9000"},
         {"name": "AWS_REGION", "value": "minio"}]
+  with open(output) as f:
+    text = f.read()
+  # Plain YAML, as KFP's compiler writes it: no anchors or aliases for the objects met twice.
+  assert "&id" not in text and "*id" not in text
+  json_output = str(tmp_path / "pipeline.json")
+  runner.compile_pipeline(json_output, image=IMAGE, pipeline_root=f"{s3_mnist_slice}-root",
+                          data_dir=s3_mnist_slice, env={
+                              "AWS_ENDPOINT_URL": "http://minio-service.kubeflow:9000",
+                              "AWS_REGION": "minio"})
+  with open(json_output) as f:
+    assert spec == json.load(f)["pipelineSpec"]  # The same spec in both forms.
   platform = kfp_v2_driver.read_platform_spec(output)["platforms"]["kubernetes"]
   assert set(platform["deploymentSpec"]["executors"]) == set(executors)
   for config in platform["deploymentSpec"]["executors"].values():
