@@ -7,6 +7,7 @@ Exit codes of every command (`mnist-tfx ...`, `python -m serving ...`, the Kubef
 No TensorFlow or TFX import.
 """
 
+import re
 import sys
 import traceback
 from typing import Optional
@@ -14,6 +15,9 @@ from typing import Optional
 EXIT_OK = 0
 EXIT_INTERNAL_FAILURE = 1
 EXIT_BAD_INPUT = 2
+# What network clients put in their messages and no user needs: "<urllib3.connection.HTTPConnection
+# object at 0x7f86800fabc0>: ".
+_OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
 
 
 class PipelineInputError(ValueError):
@@ -57,3 +61,23 @@ def report(error: BaseException, what_failed: str, details: Optional[str] = None
     traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
   print(error_line(error, what_failed, details), file=sys.stderr, flush=True)
   return exit_code(error)
+
+
+def connection_failure_reason(error: BaseException) -> str:
+  """Why a connection failed, in the operating system's words: the reason text (strerror, e.g.
+  "connection refused", "name or service not known") of the first OSError found under the client
+  library's wrappers (urllib3's NewConnectionError and MaxRetryError, botocore's
+  EndpointConnectionError: their `reason`, `__cause__` and `__context__`); else the error's first
+  line without the object reprs those wrappers put in it."""
+  seen = set()
+  pending = [error]
+  while pending:
+    current = pending.pop(0)
+    if not isinstance(current, BaseException) or id(current) in seen:
+      continue
+    seen.add(id(current))
+    if isinstance(current, OSError) and current.strerror:
+      return current.strerror[:1].lower() + current.strerror[1:]
+    pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
+  text = _OBJECT_REPR.sub("", (str(error).splitlines() or [""])[0]).strip()
+  return text or type(error).__name__

@@ -46,3 +46,25 @@ def test_report_prints_a_traceback_only_for_internal_errors(capsys, error, trace
   assert err.splitlines()[-1] == errors.error_line(error, "mnist-tfx x")
   assert ("Traceback (most recent call last)" in err) == traceback_shown
   assert code == errors.exit_code(error)
+
+
+def test_a_connection_failure_reads_as_the_operating_systems_reason():
+  """What a client library wraps a refused connection in (urllib3 here, botocore wraps the same)
+  is reduced to the OS's words, without the wrapper's object repr."""
+  import socket
+
+  import urllib3
+  with socket.socket() as probe:  # A port nothing listens on.
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  with pytest.raises(urllib3.exceptions.HTTPError) as refused:
+    urllib3.PoolManager(retries=False).request("GET", f"http://127.0.0.1:{port}/")
+  assert "object at 0x" in str(refused.value)  # What the library says.
+  assert errors.connection_failure_reason(refused.value) == "connection refused"
+  with pytest.raises(urllib3.exceptions.MaxRetryError) as retried:
+    urllib3.PoolManager(retries=urllib3.Retry(connect=0)).request("GET",
+                                                                  f"http://127.0.0.1:{port}/")
+  assert errors.connection_failure_reason(retried.value) == "connection refused"
+  wrapped = RuntimeError("<urllib3.connection.HTTPConnection object at 0x7f86800fabc0>: Failed "
+                         "to establish a new connection\nmore")
+  assert errors.connection_failure_reason(wrapped) == "Failed to establish a new connection"

@@ -89,6 +89,33 @@ def check_object_store_uris(paths: Mapping[str, Optional[str]]) -> None:
           "Give gs://BUCKET/PATH or s3://BUCKET/PATH.")
 
 
+def check_arguments(output_file: str, paths: Mapping[str, Optional[str]],
+                    env: Mapping[str, str], secret_env: Sequence["SecretEnv"]) -> None:
+  """What `compile_pipeline` refuses before it reads or imports anything heavy (no TensorFlow,
+  TFX or network): the spec file's suffix, secrets for a .json spec or as plain variables, and
+  paths the pods could not read (`check_object_store_uris`).
+
+  Args:
+    output_file: the spec file.
+    paths: {option name: path} of the pipeline root, data dir and push destination.
+    env, secret_env: as `compile_pipeline` takes them.
+
+  Raises:
+    PipelineInputError: naming the file, variable or option and what to give instead.
+  """
+  if not output_file.endswith(YAML_SUFFIXES + (JSON_SUFFIX,)):
+    raise PipelineInputError(f"{output_file!r}: the spec file must end in .yaml, .yml or .json.")
+  if secret_env and output_file.endswith(JSON_SUFFIX):
+    raise PipelineInputError(f"{output_file!r}: --secret-env needs a .yaml spec; Vertex AI's "
+                             "PipelineJob has no Kubernetes platform spec.")
+  for name in env:
+    if name in SECRET_VARIABLES:
+      raise PipelineInputError(
+          f"--env {name}: a secret would be stored in the spec in clear; give it with "
+          f"--secret-env SECRET:KEY={name} (a Kubernetes secret in the run's namespace).")
+  check_object_store_uris(paths)
+
+
 def mutable_image_warning(image: str) -> Optional[str]:
   """A warning when `image` names a mutable tag (`:latest`, or none, which means latest); None
   for another tag or a digest (`@sha256:...`).
@@ -147,16 +174,9 @@ class SecretEnv:
 def pod_environment(job: Dict[str, Any], env: Mapping[str, str],
                     secret_env: Sequence[SecretEnv]) -> Optional[Dict[str, Any]]:
   """Gives every container task the variables `env` (its `container.env`) and returns the
-  Kubernetes platform spec that gives them `secret_env` (None when there is none).
-
-  Raises:
-    PipelineInputError: a secret's value (SECRET_VARIABLES) given as a plain variable.
+  Kubernetes platform spec that gives them `secret_env` (None when there is none). The variables
+  are checked first (`check_arguments`).
   """
-  for name in env:
-    if name in SECRET_VARIABLES:
-      raise PipelineInputError(
-          f"--env {name}: a secret would be stored in the spec in clear; give it with "
-          f"--secret-env SECRET:KEY={name} (a Kubernetes secret in the run's namespace).")
   executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
   labels = sorted(label for label, executor in executors.items() if "container" in executor)
   for label in labels if env else ():
@@ -173,16 +193,24 @@ def pod_environment(job: Dict[str, Any], env: Mapping[str, str],
 
 def _write(output_file: str, job: Dict[str, Any], platform_spec: Optional[Dict[str, Any]]) -> None:
   """The spec file, replaced only once complete: the PipelineJob (.json), or the PipelineSpec
-  followed by the platform spec when there is one (.yaml, the documents kfp's client reads)."""
+  followed by the platform spec when there is one (.yaml, the documents kfp's client reads),
+  plain YAML as KFP's own compiler writes it: an object met twice is written twice, without
+  anchors and aliases."""
   import yaml
+
+  class PlainDumper(yaml.SafeDumper):
+
+    def ignore_aliases(self, data: Any) -> bool:
+      return True
+
   os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
   partial = output_file + ".partial"
   with open(partial, "w") as f:
     if output_file.endswith(JSON_SUFFIX):
       json.dump(job, f, sort_keys=True, indent=1)
     else:
-      yaml.safe_dump_all([job["pipelineSpec"]] + ([platform_spec] if platform_spec else []), f,
-                         sort_keys=True)
+      yaml.dump_all([job["pipelineSpec"]] + ([platform_spec] if platform_spec else []), f,
+                    Dumper=PlainDumper, sort_keys=True)
   os.replace(partial, output_file)
 
 
@@ -221,20 +249,20 @@ def compile_pipeline(output_file: str, image: str, pipeline_root: str, data_dir:
     **pipeline_kwargs: any other `create_pipeline` argument (training, blessing, push settings).
 
   Raises:
-    PipelineInputError: a path the pods could not read, data that cannot be read here, a secret
-      given as a plain variable, secrets for a .json spec, or an unknown file suffix.
+    PipelineInputError: a path the pods could not read, data that cannot be read here (an s3://
+      store unreachable, credentials missing or refused, no such bucket, access denied, or none
+      of the MNIST files), a pipeline root or push destination in an s3:// bucket that does not
+      exist, a secret given as a plain variable, secrets for a .json spec, or an unknown file
+      suffix.
   """
+  paths = {"--pipeline-root": pipeline_root, "--data-dir": data_dir,
+           "--push-destination": pipeline_kwargs.get("push_destination")}
+  check_arguments(output_file, paths, env or {}, secret_env)  # Before anything heavy.
+  object_store.check_s3_access({"--data-dir": data_dir}, {
+      option: path for option, path in paths.items() if option != "--data-dir"})
   from tfx import v1 as tfx
 
   from pipeline import pipeline as pipeline_def
-  if not output_file.endswith(YAML_SUFFIXES + (JSON_SUFFIX,)):
-    raise PipelineInputError(f"{output_file!r}: the spec file must end in .yaml, .yml or .json.")
-  if secret_env and output_file.endswith(JSON_SUFFIX):
-    raise PipelineInputError(f"{output_file!r}: --secret-env needs a .yaml spec; Vertex AI's "
-                             "PipelineJob has no Kubernetes platform spec.")
-  paths = {"--pipeline-root": pipeline_root, "--data-dir": data_dir,
-           "--push-destination": pipeline_kwargs.get("push_destination")}
-  check_object_store_uris(paths)
   object_store.enable_s3_if_needed(paths.values())
   pipeline_kwargs.setdefault("schema_file", schema_uri())
   pipeline = pipeline_def.create_pipeline(

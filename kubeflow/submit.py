@@ -133,7 +133,7 @@ class _Api:
                         f"{self.timeout[1]:g} s (--api-timeout).") from None
     except (urllib3.exceptions.HTTPError, OSError) as e:
       raise SubmitError(f"Cannot reach Kubeflow Pipelines at {self.host}: "
-                        f"{getattr(e, 'reason', None) or e}.") from None
+                        f"{errors.connection_failure_reason(e)}.") from None
     content_type = response.headers.get("Content-Type", "")
     try:
       if JSON_CONTENT_TYPE not in content_type:

@@ -307,9 +307,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                              absl_logging.WARNING)
   try:
     # Any s3:// path among the options: TensorFlow's s3:// before anything reads it, and the exit
-    # code kept (pipeline/s3_filesystem.py).
-    object_store.enable_s3_if_needed(value for value in vars(args).values()
-                                     if isinstance(value, str))
+    # code kept (pipeline/s3_filesystem.py). `kubeflow` enables it itself once its light checks
+    # passed (kubeflow/runner.py, compile_pipeline), so that they come before TensorFlow's import.
+    if args.command != "kubeflow":
+      object_store.enable_s3_if_needed(value for value in vars(args).values()
+                                       if isinstance(value, str))
     return args.func(args)
   except Exception as error:  # pylint: disable=broad-except  # One line and the exit code.
     return errors.report(error, f"mnist-tfx {_command_name(args)}")

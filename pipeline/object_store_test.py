@@ -92,3 +92,21 @@ def test_beam_worker_processes_read_and_write_s3_through_tensorflow(s3_store):
   assert done.returncode == 0, done.stderr[-3000:]
   assert ABORT not in done.stderr and "exited with return code" not in done.stderr
   assert s3_store.keys(bucket) == {f"workers/{i}.txt": 1 for i in range(6)}
+
+
+def test_one_endpoint_for_both_libraries():
+  environ = {"S3_ENDPOINT": "minio.example:9000"}
+  object_store.share_endpoint(environ)
+  assert environ["AWS_ENDPOINT_URL"] == "minio.example:9000"
+  assert object_store.s3_endpoint({"S3_ENDPOINT": "minio.example:9000"}) == (
+      "https://minio.example:9000")  # No scheme: https, as the AWS SDK for C++ takes it.
+  assert object_store.s3_endpoint({"AWS_ENDPOINT_URL": "http://a:9000", "S3_ENDPOINT": "b"}) == (
+      "http://a:9000")
+  assert object_store.s3_endpoint({}) is None
+  assert object_store.split_s3_uri("s3://bucket/a/b/") == ("bucket", "a/b/")
+  assert object_store.split_s3_uri("s3://bucket") == ("bucket", "")
+
+
+def test_nothing_is_probed_without_an_s3_path():
+  object_store.check_s3_access({"--data-dir": "gs://b/d"}, {"--pipeline-root": None},
+                               environ={"AWS_ENDPOINT_URL": "not a url"})

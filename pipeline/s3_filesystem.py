@@ -6,7 +6,8 @@ Kubeflow entrypoint, and Beam's workers as a Beam plugin (`--beam_plugins=pipeli
 1. tensorflow-io registers the s3:// filesystem with `tf.io.gfile` (so TFX's `fileio`) when it is
    imported; TensorFlow 2.16 has none of its own. Its AWS SDK for C++ reads the endpoint from
    S3_ENDPOINT, not from the standard AWS_ENDPOINT_URL that boto3 (Beam's s3://) reads: whichever
-   of the two is set is copied to the other, so one variable serves both libraries.
+   of the two is set is copied to the other (`object_store.share_endpoint`), so one variable
+   serves both libraries.
 2. Any process that used tensorflow-io's S3 filesystem aborts at exit ("pure virtual method
    called", SIGABRT, exit status 134): a C++ static destructor of the AWS SDK runs after the SDK was
    shut down (sky-uk/kfp-operator patches the same abort in its TFX image). A task that did its
@@ -20,21 +21,10 @@ Kubeflow entrypoint, and Beam's workers as a Beam plugin (`--beam_plugins=pipeli
 """
 
 import ctypes
-import os
 
 import tensorflow_io  # noqa: F401  # pylint: disable=unused-import  # Registers s3:// at import.
 
-# Read by tensorflow-io's S3 filesystem / by botocore (hence Beam's s3://).
-TENSORFLOW_ENDPOINT_VARIABLE = "S3_ENDPOINT"
-AWS_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
-
-
-def share_endpoint(environ=os.environ) -> None:
-  """Sets S3_ENDPOINT from AWS_ENDPOINT_URL or the other way round, when only one is set."""
-  for source, target in ((AWS_ENDPOINT_VARIABLE, TENSORFLOW_ENDPOINT_VARIABLE),
-                         (TENSORFLOW_ENDPOINT_VARIABLE, AWS_ENDPOINT_VARIABLE)):
-    if environ.get(source) and not environ.get(target):
-      environ[target] = environ[source]
+from pipeline import object_store
 
 
 def _end_with_exit_status() -> None:
@@ -45,5 +35,5 @@ def _end_with_exit_status() -> None:
     raise OSError(ctypes.get_errno(), "on_exit() failed")
 
 
-share_endpoint()
+object_store.share_endpoint()
 _end_with_exit_status()

@@ -5,6 +5,8 @@ Kubeflow Pipelines' cache key sees. The paths are on the object store stand-in
 import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
 
 from mnist_tfx.kubeflow import runner
@@ -201,6 +203,17 @@ def test_pods_get_the_object_stores_settings_and_secrets(tmp_path, s3_mnist_slic
     assert executor["container"]["env"] == [
         {"name": "AWS_ENDPOINT_URL", "value": "http://minio-service.kubeflow:9000"},
         {"name": "AWS_REGION", "value": "minio"}]
+  with open(output) as f:
+    text = f.read()
+  # Plain YAML, as KFP's compiler writes it: no anchors or aliases for the objects met twice.
+  assert "&id" not in text and "*id" not in text
+  json_output = str(tmp_path / "pipeline.json")
+  runner.compile_pipeline(json_output, image=IMAGE, pipeline_root=f"{s3_mnist_slice}-root",
+                          data_dir=s3_mnist_slice, env={
+                              "AWS_ENDPOINT_URL": "http://minio-service.kubeflow:9000",
+                              "AWS_REGION": "minio"})
+  with open(json_output) as f:
+    assert spec == json.load(f)["pipelineSpec"]  # The same spec in both forms.
   platform = kfp_v2_driver.read_platform_spec(output)["platforms"]["kubernetes"]
   assert set(platform["deploymentSpec"]["executors"]) == set(executors)
   for config in platform["deploymentSpec"]["executors"].values():
@@ -254,15 +267,99 @@ def test_paths_the_pods_cannot_read_are_refused_and_nothing_is_written(option, v
 @pytest.mark.parametrize("contents", ["empty", "no_bucket"])
 def test_data_that_cannot_be_read_here_is_refused_and_nothing_is_written(
     contents, s3_store, tmp_path, capsys):
+  """An empty prefix of a bucket that exists is no data; a bucket that does not is named."""
   bucket = s3_store.new_bucket() if contents == "empty" else "no-such-bucket-anywhere"
   output = tmp_path / "pipeline.yaml"
   code = cli.main(["kubeflow", "compile", "--output", str(output), "--image", IMAGE,
                    "--pipeline-root", f"s3://{bucket}/root", "--data-dir",
                    f"s3://{bucket}/mnist"])
   assert code == 2
+  cause = ("holds none of the MNIST files (the four standard names, gzipped or raw)"
+           if contents == "empty" else f"cannot be read here: bucket {bucket!r} does not exist "
+           f"at the S3 store at {s3_store.endpoint}")
   assert capsys.readouterr().err.strip().splitlines()[-1] == (
-      f"mnist-tfx kubeflow compile failed: --data-dir 's3://{bucket}/mnist' holds none of the "
-      "MNIST files (the four standard names, gzipped or raw)")
+      f"mnist-tfx kubeflow compile failed: --data-dir 's3://{bucket}/mnist' {cause}")
+  assert not os.listdir(tmp_path)
+
+
+def test_a_pipeline_root_in_a_bucket_that_does_not_exist_is_refused(s3_mnist_slice, s3_store,
+                                                                    tmp_path, capsys):
+  argv = ["kubeflow", "compile", "--output", str(tmp_path / "pipeline.yaml"), "--image", IMAGE,
+          "--pipeline-root", "s3://no-such-root-bucket/root", "--data-dir", s3_mnist_slice]
+  assert cli.main(argv) == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (
+      "mnist-tfx kubeflow compile failed: --pipeline-root 's3://no-such-root-bucket/root': "
+      f"bucket 'no-such-root-bucket' does not exist at the S3 store at {s3_store.endpoint}")
+  assert not os.listdir(tmp_path)
+
+
+def compile_process(argv, cwd, env=None, python_options=()):
+  """`mnist-tfx kubeflow compile ARGV` in a process of its own, as a user runs it."""
+  return subprocess.run([sys.executable, *python_options, "-m", "mnist_tfx.cli", "kubeflow",
+                         "compile", "--image", IMAGE, *argv], cwd=cwd, env=env,
+                        capture_output=True, text=True, check=False, timeout=60)
+
+
+def closed_port_endpoint() -> str:
+  with socket.socket() as probe:  # A port nothing listens on.
+    probe.bind(("127.0.0.1", 0))
+    return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_an_unreachable_store_is_named_with_the_cause_and_nothing_is_written(tmp_path):
+  """The README's MinIO example with no store at the endpoint: refused at once, not after
+  tensorflow-io's retries, and not mistaken for a store without the data."""
+  endpoint = closed_port_endpoint()
+  env = {**os.environ, **fixtures_object_store.ObjectStoreStandIn(endpoint).env}
+  env.pop("S3_ENDPOINT", None)
+  done = compile_process([
+      "--pipeline-root", "s3://mlpipeline/mnist-edgetpu", "--data-dir", "s3://mlpipeline/mnist",
+      "--env", "AWS_ENDPOINT_URL=http://minio-service.kubeflow:9000", "--secret-env",
+      "mlpipeline-minio-artifact:accesskey=AWS_ACCESS_KEY_ID"], cwd=tmp_path, env=env)
+  assert done.returncode == 2, done.stderr
+  assert done.stderr.strip().splitlines()[-1] == (
+      "mnist-tfx kubeflow compile failed: --data-dir 's3://mlpipeline/mnist' cannot be read "
+      f"here: cannot reach the S3 store at {endpoint}: connection refused")
+  assert not os.listdir(tmp_path)
+
+
+def test_missing_credentials_are_named(s3_store, s3_mnist_slice, tmp_path, capsys, monkeypatch):
+  for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+    monkeypatch.delenv(name, raising=False)
+  monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+  monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+  monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+  output = tmp_path / "out" / "pipeline.yaml"
+  assert cli.main(["kubeflow", "compile", "--output", str(output), "--image", IMAGE,
+                   "--pipeline-root", f"{s3_mnist_slice}-root", "--data-dir",
+                   s3_mnist_slice]) == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (
+      f"mnist-tfx kubeflow compile failed: --data-dir {s3_mnist_slice!r} cannot be read here: "
+      f"no S3 credentials for the S3 store at {s3_store.endpoint}: set AWS_ACCESS_KEY_ID and "
+      "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+  assert not output.parent.exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--pipeline-root", "/mnt/shared/root", "is not an object-store URI"),
+    ("--pipeline-root", "minio://mlpipeline/v2", "minio:// is a name only the Kubeflow Pipelines"),
+    ("--data-dir", "data/mnist", "is not an object-store URI"),
+    ("--push-destination", "/models", "is not an object-store URI"),
+])
+def test_paths_are_refused_before_tensorflow_is_imported(option, value, message, tmp_path):
+  """The refusals come right after the arguments are parsed: the process never imports
+  TensorFlow, TFX or an object store's client (what Python's -X importtime lists)."""
+  paths = {"--pipeline-root": "s3://bucket/pipelines", "--data-dir": "s3://bucket/mnist",
+           option: value}
+  done = compile_process([arg for item in paths.items() for arg in item], cwd=tmp_path,
+                         python_options=["-X", "importtime"])
+  assert done.returncode == 2, done.stderr[-2000:]
+  last = done.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"mnist-tfx kubeflow compile failed: {option} {value!r}")
+  assert message in last
+  imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+              if line.startswith("import time:")}
+  assert imported and not imported & {"tensorflow", "tfx", "tensorflow_io", "boto3", "botocore"}
   assert not os.listdir(tmp_path)
 
 
