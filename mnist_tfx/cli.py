@@ -14,6 +14,7 @@ import time
 from typing import List, Optional, TextIO
 import warnings
 
+from components.evaluator import blessing as blessing_lib
 from components.evaluator import constants as evaluator_constants
 from core import errors
 from core import paths
@@ -152,7 +153,9 @@ def run_command(args: argparse.Namespace) -> int:
     try:
       summary_text, report_path = _summarize(
           args, pipeline_root, log_path,
-          errors.error_line(failure, failed_component) if failure else None)
+          # The report's headline: "MnistExampleGen failed: ...", or "the run failed: ...".
+          errors.error_line(failure, getattr(failure, "component", None) or "the run")
+          if failure else None)
     except Exception as error:  # pylint: disable=broad-except
       logging.exception("Cannot summarize the run.")
       if failure is None:
@@ -231,7 +234,7 @@ def _run_pipeline(args: argparse.Namespace, pipeline_root: str, terminal: TextIO
       reason = (blessing.get_string_custom_property(evaluator_constants.BLESSING_MESSAGE_PROPERTY)
                 if blessing else "no ModelBlessing was published")
       error = NotBlessedError("the model was not blessed (--require-blessed): "
-                              f"{reason.removeprefix('not blessed: ')}")
+                              f"{reason.removeprefix(blessing_lib.NOT_BLESSED + ': ')}")
       error.component = evaluator_id
       raise error
 

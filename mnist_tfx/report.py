@@ -158,8 +158,8 @@ def _sentence(text: str) -> str:
 
 def _verdict(artifacts: mlmd_queries.Artifacts, anomalies: List[str],
              metrics: Optional[Dict[str, Any]], failure: Optional[str]) -> Dict[str, str]:
-  """The headline: blessed and pushed, not blessed, or where the run stopped (and why, when the
-  run's own failure line is given)."""
+  """The headline: blessed and pushed, not blessed, or where the run stopped (and why: `failure`,
+  the run's own failure line, when given)."""
   pushed = artifacts.get("PushedModel")
   if metrics is not None:
     text = _sentence(metrics.reason)
@@ -171,7 +171,7 @@ def _verdict(artifacts: mlmd_queries.Artifacts, anomalies: List[str],
             "text": f"Stopped before training: data validation found {len(anomalies)} "
                     f"anomal{'y' if len(anomalies) == 1 else 'ies'}."}
   if failure:
-    return {"status": "stopped", "text": _sentence(f"the run stopped: {failure}")}
+    return {"status": "stopped", "text": _sentence(failure)}
   return {"status": "stopped", "text": "The run stopped before the model was evaluated; see the "
           "log file."}
 

@@ -387,8 +387,8 @@ def test_bad_label_ends_with_one_line_naming_the_file_and_exit_code_2(tmp_path):
   with open(log_path) as f:
     assert "Traceback" in f.read()
   with open(os.path.join(pipeline_root, "report.html")) as f:  # The report says why, too.
-    assert (f"The run stopped: MnistExampleGen failed: {labels_path}: label 11 at index 92 is out "
-            "of range 0-9.") in html.unescape(f.read())
+    assert (f"MnistExampleGen failed: {labels_path}: label 11 at index 92 is out of range "
+            "0-9.") in html.unescape(f.read())
   # Nothing was published or half-written: no Examples in MLMD, no split directory on disk.
   artifacts = mlmd_queries.latest_artifacts(local_runner.metadata_config(pipeline_root),
                                             configs.PIPELINE_NAME)

@@ -17,6 +17,7 @@ from tfx.components.evaluator import constants as tfx_evaluator_constants
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
+from components.evaluator import blessing as blessing_lib
 from components.example_validator import anomalies as anomalies_lib
 from components.mnist_example_gen import constants as example_gen_constants
 from components.pusher import constants as pusher_constants
@@ -73,7 +74,15 @@ def push_outcome(pushed: types.Artifact) -> str:
     io = pushed_io(pushed)
     return (f"{version}{', ' + io if io else ''}, Edge TPU: "
             f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
-  return f"nothing pushed ({pushed.get_string_custom_property(pusher_constants.REASON_KEY)})"
+  return f"nothing pushed ({not_pushed_reason(pushed)})"
+
+
+def not_pushed_reason(pushed: types.Artifact) -> str:
+  """Why nothing was pushed: "not blessed" when the blessing refused the model (its verdict, which
+  the pusher records in full, is shown once, as the evaluation's), else the pusher's reason."""
+  reason = pushed.get_string_custom_property(pusher_constants.REASON_KEY)
+  return (blessing_lib.NOT_BLESSED if reason.startswith(blessing_lib.NOT_BLESSED + ":")
+          else reason)
 
 
 def final_eval_accuracy(model_run: types.Artifact) -> Optional[str]:
@@ -150,10 +159,7 @@ def render(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name
       lines.append("  Edge TPU: "
                    f"{pushed.get_string_custom_property(pusher_constants.EDGETPU_STATUS_KEY)}")
     else:
-      reason = pushed.get_string_custom_property(pusher_constants.REASON_KEY)
-      # Not blessed: the verdict just above says why.
-      lines.append("Pushed:              nothing (" +
-                   ("not blessed" if evaluation and not metrics.blessed else reason) + ")")
+      lines.append(f"Pushed:              nothing ({not_pushed_reason(pushed)})")
   lines.append(f"ML Metadata:         {metadata_path}")
   if "ModelRun" in artifacts:
     lines.append(f"TensorBoard:         {tensorboard_command(pipeline_root)}")

@@ -37,7 +37,7 @@ def _add_model_options(parser: argparse.ArgumentParser, use_version: str) -> Non
       "to a local directory first, as KServe's storage initializer does, e.g. `gsutil -m rsync "
       "-r gs://bucket/pushed_models models`.")
   parser.add_argument(
-      "--model-version", type=int, metavar="N",
+      "--model-version", type=_positive_int, metavar="N",
       help=f"{use_version} version N only (default: the newest version that verifies and "
       "loads).")
 
@@ -116,7 +116,7 @@ def _describe(store: model_store.ModelStore) -> str:
   if loaded is None:
     if store.destination_problem:  # Missing, unreadable or empty.
       return store.destination_problem
-    which = (f"version {store.pinned_version}" if store.pinned_version is not None
+    which = (f"no version {store.pinned_version}" if store.pinned_version is not None
              else "no complete version")
     return f"{which} to serve under {store.destination}{skipped}"
   device = "Edge TPU" if loaded.device == model_store.EDGETPU else "CPU"

@@ -73,3 +73,11 @@ def test_predict_prints_class_and_probability_per_file(pushed_version, tmp_path)
   assert result.stderr == (f"mnist-tfx predict failed: cannot predict: the push destination "
                            f"{nothing} cannot be read ([Errno 2] No such file or directory: "
                            f"'{nothing}')\n")  # The one line: no warning logged before it.
+
+  result = run("predict", paths[0], "--push-destination", pushed_version.destination,
+               "--model-version", "7")
+  assert result.returncode == 2 and result.stdout == ""
+  assert result.stderr == (f"mnist-tfx predict failed: cannot predict: no version 7 to serve "
+                           f"under {pushed_version.destination}\n")
+  result = run("predict", paths[0], "--model-version", "0")  # Versions start at 1.
+  assert result.returncode == 2 and "--model-version: must be 1 or more" in result.stderr

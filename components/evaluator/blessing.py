@@ -13,6 +13,9 @@ DEFAULT_MAX_QUANTIZATION_DROP = 0.005  # 0.5 percentage points.
 # The deployed model's int8 accuracy minus this is the floor (0.2 pp = 20 of 10,000 MNIST
 # test images): wider than retraining noise, narrower than a real regression.
 DEFAULT_BASELINE_TOLERANCE = 0.002
+# The verdict's first words (`judge`'s reason is "<verdict>: <checks>").
+BLESSED = "blessed"
+NOT_BLESSED = "not blessed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,4 +65,4 @@ def decide(int8_accuracy: float, quantization_drop: float,
   parts = [text if ok else f"FAILED {text}" for ok, text in checks]
   if baseline_int8_accuracy is None:
     parts.append(no_baseline_note or NO_BASELINE_NOTE)
-  return blessed, ("blessed: " if blessed else "not blessed: ") + ", ".join(parts)
+  return blessed, f"{BLESSED if blessed else NOT_BLESSED}: " + ", ".join(parts)

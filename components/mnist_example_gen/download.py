@@ -87,7 +87,7 @@ def _fetch_verified(name: str, expected: str, path: str, mirrors: Sequence[str],
       fileio.rename(staging_path, path, overwrite=True)
       return
     except (DownloadError, http.client.HTTPException, OSError) as e:  # URLError is an OSError.
-      failures.append(f"{url}: {e}")
+      failures.append(f"{url}: {errors.connection_failure_reason(e)}")
       logging.warning("Could not fetch %s: %s", url, e)
     finally:
       if fileio.exists(staging_path):
