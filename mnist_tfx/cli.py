@@ -142,20 +142,20 @@ def run_command(args: argparse.Namespace) -> int:
     raise errors.PipelineInputError(f"cannot write the log file {log_path}: {error}") from error
   if verbosity != console.Verbosity.QUIET:
     print(f"Log file: {log_path}", file=sys.stderr, flush=True)
-  failure, failed_component, summary_text, report_path = None, None, None, None
+  failure, component, failed_component, summary_text, report_path = None, None, None, None, None
   with console.output_to_log(log_path, verbosity) as terminal:
     try:
       _run_pipeline(args, pipeline_root, terminal, verbosity)
     except Exception as error:  # pylint: disable=broad-except
       failure = error
-      failed_component = getattr(error, "component", None) or "mnist-tfx run"
+      component = getattr(error, "component", None)
+      failed_component = component or "mnist-tfx run"
       logging.exception("The run failed in %s.", failed_component)
     try:
       summary_text, report_path = _summarize(
           args, pipeline_root, log_path,
           # The report's headline: "MnistExampleGen failed: ...", or "the run failed: ...".
-          errors.error_line(failure, getattr(failure, "component", None) or "the run")
-          if failure else None)
+          errors.error_line(failure, component or "the run") if failure else None)
     except Exception as error:  # pylint: disable=broad-except
       logging.exception("Cannot summarize the run.")
       if failure is None:

@@ -125,11 +125,8 @@ def _input_pixels(tensor: Dict[str, Any], binary: bytes) -> Tuple[np.ndarray, in
 
 def _json_values(data: Any, shape: Tuple[int, ...], where: str) -> np.ndarray:
   """The UINT8 values of a JSON 'data' field (flat, or nested as `shape`), as integers."""
-  try:
-    values = np.asarray(data)
-  except (ValueError, TypeError) as e:  # Ragged: numpy's message speaks of its internals.
-    raise asgi.ApiError(400, f"{where}: 'data' must be flat or nested as the shape "
-                        f"{list(shape)}, but {pixels_lib.uneven(data, 'element')}") from e
+  values = pixels_lib.regular_array(
+      data, f"{where}: 'data' must be flat or nested as the shape {list(shape)}", "element")
   if values.dtype.kind not in "iu":
     raise asgi.ApiError(400, f"{where}: UINT8 'data' must hold integers 0-255, found "
                         f"{values.dtype.name} values")

@@ -50,7 +50,7 @@ def _shape_words(item: Any) -> Tuple[Optional[tuple], str]:
   return shape, "is " + "x".join(str(d) for d in shape)
 
 
-def uneven(items: Any, noun: str) -> str:
+def _uneven(items: Any, noun: str) -> str:
   """Why the JSON list `items`, which numpy refused as ragged, is not one regular array, in the
   API's terms: "image 0 is 28x28, image 1 has 784 values" (`noun` "image")."""
   if not isinstance(items, list) or not items:
@@ -65,13 +65,20 @@ def uneven(items: Any, noun: str) -> str:
   return "the values are nested unevenly"
 
 
+def regular_array(data: Any, rule: str, noun: str) -> np.ndarray:
+  """`data` (nested JSON lists) as one numpy array; when numpy refuses it as ragged, ApiError 400
+  "<rule>, but <noun> 0 is 28x28, <noun> 1 has 784 values" instead of numpy's own message, which
+  speaks of its internals."""
+  try:
+    return np.asarray(data)
+  except (ValueError, TypeError) as e:
+    raise asgi.ApiError(400, f"{rule}, but {_uneven(data, noun)}") from e
+
+
 def from_nested(data: List[Any], where: str) -> np.ndarray:
   """Pixels [N, 28, 28] from nested JSON lists of numbers; raises ApiError naming the problem."""
-  try:
-    pixels = np.asarray(data)
-  except (ValueError, TypeError) as e:  # Ragged: numpy's message speaks of its internals.
-    raise asgi.ApiError(400, f"{where}: the images must all have one shape ({ACCEPTED}), but "
-                        f"{uneven(data, 'image')}") from e
+  pixels = regular_array(data, f"{where}: the images must all have one shape ({ACCEPTED})",
+                         "image")
   if pixels.dtype.kind not in "iuf":
     raise asgi.ApiError(400, f"{where}: pixel values must be numbers 0-255, found "
                         f"{_describe_non_numeric(pixels)}")
