@@ -6,7 +6,7 @@ is never a version. Object stores list directories with a trailing slash, which 
 TensorFlow import: callers list DEST with the filesystem they use and pass the names here.
 """
 
-from typing import Iterable, List
+from typing import Callable, Iterable, List
 
 
 def entry_name(entry: str) -> str:
@@ -23,3 +23,10 @@ def is_version(entry: str) -> bool:
 def versions(entries: Iterable[str]) -> List[int]:
   """The published versions among listed entries of DEST, ascending."""
   return sorted(int(entry_name(entry)) for entry in entries if is_version(entry))
+
+
+def list_versions(destination: str, exists: Callable[[str], bool],
+                  listdir: Callable[[str], Iterable[str]]) -> List[int]:
+  """The published versions under `destination`, ascending; [] when it does not exist. `exists`
+  and `listdir` are the caller's filesystem (e.g. tfx.dsl.io.fileio's, for gs:// and s3://)."""
+  return versions(listdir(destination)) if exists(destination) else []

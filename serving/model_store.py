@@ -58,11 +58,6 @@ class VersionError(ValueError):
   """A pushed version cannot be served: missing or mismatching file, bad manifest or model."""
 
 
-def list_versions(destination: str) -> List[int]:
-  """Published versions under the local directory `destination`, ascending (core.versions)."""
-  return versions.versions(os.listdir(destination)) if os.path.isdir(destination) else []
-
-
 def fingerprint(path: str) -> Fingerprint:
   """(name, size, mtime_ns) of each file in the directory `path`; () when it cannot be read."""
   try:

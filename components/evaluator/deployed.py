@@ -42,13 +42,6 @@ class NotVerified(ValueError):
   """A version that cannot serve as the baseline; the message says why."""
 
 
-def list_versions(destination: str) -> List[int]:
-  """The published versions under `destination`, ascending ([] when it does not exist)."""
-  if not fileio.exists(destination):
-    return []
-  return versions.versions(fileio.listdir(destination))
-
-
 def _read(path: str) -> bytes:
   if not fileio.exists(path):
     raise NotVerified(f"{os.path.basename(path)} is missing")
@@ -87,7 +80,7 @@ def newest_verified(destination: str) -> Tuple[Optional[DeployedModel], List[str
   Each reason reads "version N: WHY" and is logged as a warning.
   """
   passed_over = []
-  for version in reversed(list_versions(destination)):
+  for version in reversed(versions.list_versions(destination, fileio.exists, fileio.listdir)):
     try:
       return verified(destination, version), passed_over
     except NotVerified as e:

@@ -37,9 +37,7 @@ class PushConflictError(RuntimeError):
 
 def list_versions(destination: str) -> List[int]:
   """The published versions under `destination` (any fileio path), ascending (core.versions)."""
-  if not fileio.exists(destination):
-    return []
-  return versions.versions(fileio.listdir(destination))
+  return versions.list_versions(destination, fileio.exists, fileio.listdir)
 
 
 def list_incomplete(destination: str) -> List[str]:
