@@ -19,6 +19,8 @@ import hashlib
 import os
 from typing import Any, Iterable, List, Optional, Set
 
+from core import hashing
+
 # The repository root, which holds the project's top-level packages (components/, trainer_module/).
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINER_PACKAGE = "trainer_module"
@@ -110,7 +112,7 @@ def _digest(root: str, files: Iterable[str]) -> str:
   for relative in files:
     with open(os.path.join(root, relative), "rb") as f:
       content = f.read()
-    digest.update(f"{relative}\0{hashlib.sha256(content).hexdigest()}\n".encode())
+    digest.update(f"{relative}\0{hashing.sha256_bytes(content)}\n".encode())
   return digest.hexdigest()
 
 
